@@ -1,1 +1,318 @@
+//! Settings of rds-iam-proxy, layered flag > environment (`RDS_IAM_PROXY_<KEY>`) > config file
+//! (TOML, YAML or JSON) > default, then validated. Every error names the key to fix.
 #![forbid(unsafe_code)]
+
+mod args;
+mod error;
+mod file;
+mod settings;
+mod target;
+mod url;
+mod validate;
+mod value;
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+pub use args::RunArgs;
+pub use error::{ConfigError, Origin};
+pub use file::ENV_PREFIX;
+pub use settings::{defaults, ClientTls, LogFormat, Secret, Settings};
+pub use target::{CaFile, ListenAddr, Target, DEFAULT_PORT};
+
+use file::{Layers, RawTarget, ENV_CONFIG, ENV_TARGETS};
+use target::Globals;
+use value::{Field, Val};
+
+/// Loads the settings of `run` (and `check`, `policy`). `env` is the process environment
+/// (`std::env::vars().collect()`), passed in so tests never touch the real one.
+pub fn load(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+    let config_file = args.config.clone().or_else(|| {
+        env.get(ENV_CONFIG)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let mut layers = file::read(config_file.as_deref(), env)?;
+    args.overlay(&mut layers);
+
+    let specs: Vec<(String, Origin)> = if args.targets.is_empty() {
+        env.get(ENV_TARGETS)
+            .map(|v| {
+                v.split_whitespace()
+                    .map(|t| (t.to_owned(), Origin::env(ENV_TARGETS)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        args.targets
+            .iter()
+            .map(|t| (t.clone(), Origin::none()))
+            .collect()
+    };
+    resolve(&layers, &specs, config_file)
+}
+
+/// Re-reads everything with the same flags and environment, for SIGHUP.
+pub fn reload(
+    previous_args: &RunArgs,
+    env: &HashMap<String, String>,
+) -> Result<Settings, ConfigError> {
+    load(previous_args, env)
+}
+
+/// The settings a file gives on its own (no flags, no environment), all its targets.
+pub fn load_file_only(path: &Path) -> Result<Settings, ConfigError> {
+    let args = RunArgs {
+        config: Some(path.to_owned()),
+        ..RunArgs::default()
+    };
+    load(&args, &HashMap::new())
+}
+
+/// Parses one top-level value, if any layer set it.
+fn get<'a, T>(
+    layers: &Layers,
+    key: &'static str,
+    val: &'a Option<Val>,
+    parse: impl Fn(&Field<'a>) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(val) = val else { return Ok(None) };
+    let origin = file::origin_of(layers, key);
+    parse(&Field { key, val, origin }).map(Some)
+}
+
+fn positive_duration(f: &Field<'_>) -> Result<std::time::Duration, ConfigError> {
+    let d = f.duration()?;
+    if d.is_zero() {
+        return Err(f.invalid("a duration above zero such as \"30s\""));
+    }
+    Ok(d)
+}
+
+fn resolve(
+    layers: &Layers,
+    specs: &[(String, Origin)],
+    config_file: Option<PathBuf>,
+) -> Result<Settings, ConfigError> {
+    let raw = &layers.raw;
+    let origin = |key| file::origin_of(layers, key);
+
+    let globals = Globals {
+        region: get(layers, "region", &raw.region, Field::string)?,
+        user: get(layers, "user", &raw.user, Field::string)?,
+        connect_to: get(layers, "connect_to", &raw.connect_to, |f| {
+            Ok((f.host_port()?, f.val.to_string(), f.origin.clone()))
+        })?,
+        ca_file: get(layers, "ca_file", &raw.ca_file, target::parse_ca_file)?.unwrap_or_default(),
+        role_arn: get(layers, "role_arn", &raw.role_arn, Field::string)?,
+        profile: get(layers, "profile", &raw.profile, Field::string)?,
+        listen: (
+            get(layers, "listen", &raw.listen, Field::socket_addr)?.unwrap_or(defaults::LISTEN),
+            origin("listen"),
+        ),
+        unix_socket: get(layers, "unix_socket", &raw.unix_socket, Field::path)?,
+    };
+
+    let raws = select_targets(layers, specs)?;
+    let targets = target::resolve(&raws, &globals)?;
+
+    let admin_listen = get(layers, "admin_listen", &raw.admin_listen, |f| {
+        // `off` lets a flag or variable switch off an address set in the file.
+        if matches!(f.val, Val::Str(s) if s.trim().eq_ignore_ascii_case("off")) {
+            return Ok(None);
+        }
+        f.socket_addr().map(Some)
+    })?
+    .flatten();
+    let max_connections = get(layers, "max_connections", &raw.max_connections, |f| {
+        f.int(
+            0,
+            usize::MAX as i128,
+            "a non-negative integer, 0 for no limit",
+        )
+    })?
+    .and_then(|n| NonZeroUsize::new(n as usize));
+    let max_connect_rate = get(layers, "max_connect_rate", &raw.max_connect_rate, |f| {
+        f.int(
+            1,
+            u32::MAX.into(),
+            "a positive integer of connections per second",
+        )
+    })?
+    .map_or(defaults::MAX_CONNECT_RATE, |n| n as u32);
+
+    let duration = |key, val: &Option<Val>, default| -> Result<_, ConfigError> {
+        Ok(get(layers, key, val, Field::duration)?.unwrap_or(default))
+    };
+    let connect_timeout = get(
+        layers,
+        "connect_timeout",
+        &raw.connect_timeout,
+        positive_duration,
+    )?
+    .unwrap_or(defaults::CONNECT_TIMEOUT);
+    let startup_timeout = get(
+        layers,
+        "startup_timeout",
+        &raw.startup_timeout,
+        positive_duration,
+    )?
+    .unwrap_or(defaults::STARTUP_TIMEOUT);
+    let min_sigterm_delay = duration(
+        "min_sigterm_delay",
+        &raw.min_sigterm_delay,
+        defaults::MIN_SIGTERM_DELAY,
+    )?;
+    let max_sigterm_delay = duration(
+        "max_sigterm_delay",
+        &raw.max_sigterm_delay,
+        defaults::MAX_SIGTERM_DELAY,
+    )?;
+
+    let exit_zero_on_sigterm = get(
+        layers,
+        "exit_zero_on_sigterm",
+        &raw.exit_zero_on_sigterm,
+        Field::bool,
+    )?
+    .unwrap_or(false);
+    let allow_remote =
+        get(layers, "allow_remote", &raw.allow_remote, Field::bool)?.unwrap_or(false);
+    let log_format = get(layers, "log_format", &raw.log_format, |f| {
+        match f.string()?.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(f.invalid("text or json")),
+        }
+    })?
+    .unwrap_or_default();
+    let log_level = get(layers, "log_level", &raw.log_level, Field::string)?
+        .unwrap_or_else(|| defaults::LOG_LEVEL.to_owned());
+    let unix_socket_mode = get(
+        layers,
+        "unix_socket_mode",
+        &raw.unix_socket_mode,
+        Field::mode,
+    )?
+    .unwrap_or(defaults::UNIX_SOCKET_MODE);
+    let client_password = get(layers, "client_password", &raw.client_password, |f| {
+        match f.val {
+            Val::Str(s) if !s.is_empty() => Ok(Secret::new(s.clone())),
+            Val::Int(i) => Ok(Secret::new(i.to_string())),
+            // Never echo a password, even a malformed one.
+            _ => Err(ConfigError::invalid(
+                f.key,
+                "<redacted>",
+                "a non-empty string",
+                &f.origin,
+            )),
+        }
+    })?;
+
+    let client_tls = validate::client_tls(
+        get(layers, "client_tls", &raw.client_tls, Field::string)?
+            .map(|m| (m, origin("client_tls"))),
+        get(layers, "client_tls_cert", &raw.client_tls_cert, Field::path)?
+            .map(|p| (p, origin("client_tls_cert"))),
+        get(layers, "client_tls_key", &raw.client_tls_key, Field::path)?
+            .map(|p| (p, origin("client_tls_key"))),
+    )?;
+    validate::allow_remote(
+        allow_remote,
+        &origin("allow_remote"),
+        &client_tls,
+        client_password.as_ref(),
+    )?;
+    validate::listen(
+        &targets,
+        allow_remote,
+        admin_listen.map(|a| (a, origin("admin_listen"))),
+    )?;
+
+    Ok(Settings {
+        targets: targets.into_iter().map(|r| r.target).collect(),
+        admin_listen,
+        max_connections,
+        max_connect_rate,
+        connect_timeout,
+        startup_timeout,
+        min_sigterm_delay,
+        max_sigterm_delay,
+        exit_zero_on_sigterm,
+        log_format,
+        log_level,
+        allow_remote,
+        unix_socket_mode,
+        client_tls,
+        client_password,
+        config_file,
+    })
+}
+
+/// The targets to run: those named or given as URLs, else every `[[target]]` of the file.
+fn select_targets(
+    layers: &Layers,
+    specs: &[(String, Origin)],
+) -> Result<Vec<(RawTarget, Origin)>, ConfigError> {
+    let file_targets = layers.raw.target.as_deref().unwrap_or_default();
+    let file = layers.file_origin.as_str();
+    let table_origin = |i: usize, t: &RawTarget| {
+        let which = match &t.name {
+            Some(name) => format!("{:?}", name.to_string()),
+            None => format!("#{}", i + 1),
+        };
+        Origin::text(format!("[[target]] {which} {file}").trim_end().to_owned())
+    };
+
+    if specs.is_empty() {
+        if file_targets.is_empty() {
+            return Err(ConfigError::missing(
+                "target",
+                "at least one TARGET (postgres://USER@HOST:PORT/DATABASE) or a [[target]] table \
+                 in the config file",
+                &Origin::none(),
+            ));
+        }
+        return Ok(file_targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), table_origin(i, t)))
+            .collect());
+    }
+
+    specs
+        .iter()
+        .map(|(spec, origin)| {
+            if url::is_url(spec) {
+                return Ok((url::parse(spec, origin)?, url::origin_for(spec, origin)));
+            }
+            file_targets
+                .iter()
+                .enumerate()
+                .find(|(_, t)| matches!(&t.name, Some(Val::Str(n)) if n.trim() == spec))
+                .map(|(i, t)| (t.clone(), table_origin(i, t)))
+                .ok_or_else(|| {
+                    let names: Vec<String> = file_targets
+                        .iter()
+                        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+                        .collect();
+                    let known = if layers.file_origin.as_str().is_empty() {
+                        "no config file given".to_owned()
+                    } else if names.is_empty() {
+                        "the config file names none".to_owned()
+                    } else {
+                        format!("known: {}", names.join(", "))
+                    };
+                    ConfigError::invalid(
+                        "TARGET",
+                        spec,
+                        format!(
+                            "a postgres:// URL or the name of a [[target]] in the config file ({known})"
+                        ),
+                        origin,
+                    )
+                })
+        })
+        .collect()
+}
