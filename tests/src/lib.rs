@@ -1,1 +1,19 @@
 #![forbid(unsafe_code)]
+//! Aurora stand-in for rds-iam-proxy tests: a real PostgreSQL that authenticates members of
+//! `rds_iam` with SigV4 IAM tokens (via its `ldap` method and a tiny LDAP server), a fake AWS
+//! account with a container credential endpoint, and a test CA.
+
+pub mod checker;
+pub mod cluster;
+pub mod fake_aws;
+pub mod ldap;
+mod runtime;
+pub mod standin;
+pub mod tls;
+
+pub use checker::{sign_for_test, Refusal, TokenChecker, TokenRequest, TokenStats};
+pub use cluster::{ClusterConfig, PgCluster};
+pub use fake_aws::{ContainerEndpoint, Credentials, FakeAws};
+pub use ldap::LdapServer;
+pub use standin::{StandIn, StandInOptions, AWS_ENV_TO_REMOVE};
+pub use tls::{ServerCert, TestCa, DEFAULT_CLUSTER_HOST};
