@@ -7,6 +7,7 @@ pub mod checker;
 pub mod cluster;
 pub mod fake_aws;
 pub mod ldap;
+pub mod proxy;
 mod runtime;
 pub mod standin;
 pub mod tls;
@@ -15,5 +16,6 @@ pub use checker::{sign_for_test, Refusal, TokenChecker, TokenRequest, TokenStats
 pub use cluster::{ClusterConfig, PgCluster};
 pub use fake_aws::{ContainerEndpoint, Credentials, FakeAws};
 pub use ldap::LdapServer;
+pub use proxy::{ProxyCommand, ProxyProcess};
 pub use standin::{StandIn, StandInOptions, AWS_ENV_TO_REMOVE};
 pub use tls::{ServerCert, TestCa, DEFAULT_CLUSTER_HOST};

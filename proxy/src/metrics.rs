@@ -1,0 +1,89 @@
+//! Prometheus metrics, registered in one registry owned by the process (no global recorder):
+//! the admin endpoint encodes it, connection tasks get a handle through the shared context.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabel {
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub target: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    pub target: String,
+    pub direction: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub connections_active: Family<TargetLabel, Gauge>,
+    pub connections_total: Family<ResultLabel, Counter>,
+    pub upstream_connect_seconds: Histogram,
+    pub bytes_total: Family<DirectionLabel, Counter>,
+    pub auth_failures_total: Family<TargetLabel, Counter>,
+    pub registry: Arc<Registry>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rds_iam_proxy");
+        let connections_active = Family::<TargetLabel, Gauge>::default();
+        let connections_total = Family::<ResultLabel, Counter>::default();
+        // 1 ms .. ~16 s: loopback TLS sits at the bottom, cross-AZ IAM auth in the middle.
+        let upstream_connect_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        let bytes_total = Family::<DirectionLabel, Counter>::default();
+        let auth_failures_total = Family::<TargetLabel, Counter>::default();
+        registry.register(
+            "connections_active",
+            "Client connections currently open",
+            connections_active.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections by outcome",
+            connections_total.clone(),
+        );
+        registry.register(
+            "upstream_connect_seconds",
+            "Time to connect, TLS-handshake and IAM-authenticate to the database",
+            upstream_connect_seconds.clone(),
+        );
+        registry.register(
+            "bytes",
+            "Bytes relayed, by direction (client_to_server, server_to_client)",
+            bytes_total.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "IAM authentications the database rejected after the retry",
+            auth_failures_total.clone(),
+        );
+        Metrics {
+            connections_active,
+            connections_total,
+            upstream_connect_seconds,
+            bytes_total,
+            auth_failures_total,
+            registry: Arc::new(registry),
+        }
+    }
+}
