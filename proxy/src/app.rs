@@ -41,7 +41,10 @@ pub enum StartupError {
 impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Tls { .. } | Self::NoCaBundle { .. } | Self::NoRegion { .. } => 2,
+            Self::Config(_)
+            | Self::Tls { .. }
+            | Self::NoCaBundle { .. }
+            | Self::NoRegion { .. } => 2,
             Self::Signer(_) | Self::Listen(_) => 1,
         }
     }
@@ -61,16 +64,18 @@ fn resolve_ca(target: &Target) -> Result<PathBuf, StartupError> {
         CaFile::Path(p) => Ok(p.clone()),
         CaFile::Auto => {
             let paths = auto_ca_paths();
-            paths.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
-                StartupError::NoCaBundle {
+            paths
+                .iter()
+                .find(|p| p.exists())
+                .cloned()
+                .ok_or_else(|| StartupError::NoCaBundle {
                     target: target.name.clone(),
                     looked: paths
                         .iter()
                         .map(|p| p.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
-                }
-            })
+                })
         }
     }
 }
@@ -115,7 +120,11 @@ pub async fn build_target(
     let tls = client_config(&ca).map_err(tls_err)?;
     let server_name = server_name(&target.host).map_err(tls_err)?;
     let signer = signers.get(target).await?;
-    let region = match target.region.clone().or_else(|| region_from_host(&target.host)) {
+    let region = match target
+        .region
+        .clone()
+        .or_else(|| region_from_host(&target.host))
+    {
         Some(r) => r,
         None => signer
             .default_region()

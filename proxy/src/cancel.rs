@@ -69,7 +69,10 @@ impl CancelMap {
     /// Forwards a CancelRequest over TLS to the server of the session it names. Unknown keys
     /// are dropped silently, as PostgreSQL does: a CancelRequest never gets a reply.
     pub async fn forward(&self, request: &CancelRequest) -> Result<bool, UpstreamError> {
-        let route = self.lock().get(&(request.pid, request.secret.clone())).cloned();
+        let route = self
+            .lock()
+            .get(&(request.pid, request.secret.clone()))
+            .cloned();
         let Some(route) = route else {
             return Ok(false);
         };

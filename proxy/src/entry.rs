@@ -2,14 +2,17 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::{logging, run, token_cmd};
+use clap::Parser;
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rds-iam-proxy: cannot start the async runtime: {e}");

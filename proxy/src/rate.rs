@@ -19,7 +19,9 @@ pub struct RateLimiter {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("new-connection rate limit of {per_second}/s: the queue is longer than the connect timeout")]
+#[error(
+    "new-connection rate limit of {per_second}/s: the queue is longer than the connect timeout"
+)]
 pub struct RateLimited {
     pub per_second: u32,
 }

@@ -70,8 +70,10 @@ pub async fn run(settings: Settings) -> Result<u8, StartupError> {
 }
 
 async fn wait_for_signal() -> StopReason {
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the process can only be killed; never resolve.
         std::future::pending::<()>().await;
         unreachable!()
@@ -81,4 +83,3 @@ async fn wait_for_signal() -> StopReason {
         _ = int.recv() => StopReason::Interrupt,
     }
 }
-

@@ -46,7 +46,10 @@ pub async fn run(
     while accept_loops.join_next().await.is_some() {}
     tracing::info!(drain = %humantime::format_duration(drain), "stopped accepting; draining open connections");
     shared.tracker.close();
-    let closed_by_force = if tokio::time::timeout(drain, shared.tracker.wait()).await.is_ok() {
+    let closed_by_force = if tokio::time::timeout(drain, shared.tracker.wait())
+        .await
+        .is_ok()
+    {
         0
     } else {
         let open = shared.tracker.len();
@@ -83,12 +86,12 @@ async fn accept_loop(bound: BoundListener, shared: Arc<SharedContext>, stop: Can
         };
         let (target, task_shared) = (target.clone(), shared.clone());
         match stream {
-            ClientStream::Tcp(s) => shared.tracker.spawn(async move {
-                serve(s, client, target, task_shared, admission).await
-            }),
-            ClientStream::Unix(s) => shared.tracker.spawn(async move {
-                serve(s, client, target, task_shared, admission).await
-            }),
+            ClientStream::Tcp(s) => shared
+                .tracker
+                .spawn(async move { serve(s, client, target, task_shared, admission).await }),
+            ClientStream::Unix(s) => shared
+                .tracker
+                .spawn(async move { serve(s, client, target, task_shared, admission).await }),
         };
     }
 }

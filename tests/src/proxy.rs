@@ -121,7 +121,8 @@ impl ProxyCommand {
     /// waits for its listeners.
     pub fn spawn(&self) -> Result<ProxyProcess> {
         let mut cmd = self.command();
-        if !self.args.iter().any(|a| a == "--listen") && !self.args.iter().any(|a| a == "--config") {
+        if !self.args.iter().any(|a| a == "--listen") && !self.args.iter().any(|a| a == "--config")
+        {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         if !self.args.iter().any(|a| a == "--log-format") {
@@ -177,7 +178,9 @@ fn message(line: &str) -> Option<String> {
 /// A field of a JSON log line, as a string.
 pub fn field(line: &str, key: &str) -> Option<String> {
     let v = parse(line)?;
-    let f = v.get(key).or_else(|| v.get("fields").and_then(|f| f.get(key)))?;
+    let f = v
+        .get(key)
+        .or_else(|| v.get("fields").and_then(|f| f.get(key)))?;
     Some(match f {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -232,16 +235,33 @@ impl ProxyProcess {
             }
             let now = Instant::now();
             if now >= deadline {
-                bail!("timed out waiting for the proxy; its log:\n{}", guard.0.join("\n"));
+                bail!(
+                    "timed out waiting for the proxy; its log:\n{}",
+                    guard.0.join("\n")
+                );
             }
-            guard = self.logs.changed.wait_timeout(guard, deadline - now).unwrap().0;
+            guard = self
+                .logs
+                .changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap()
+                .0;
         }
     }
 
     /// Waits for `n` log lines with message `msg`.
-    pub fn wait_for_message(&mut self, msg: &str, n: usize, timeout: Duration) -> Result<Vec<String>> {
+    pub fn wait_for_message(
+        &mut self,
+        msg: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<String>> {
         let lines = self.wait_for_logs(timeout, |lines| {
-            lines.iter().filter(|l| message(l).as_deref() == Some(msg)).count() >= n
+            lines
+                .iter()
+                .filter(|l| message(l).as_deref() == Some(msg))
+                .count()
+                >= n
         })?;
         Ok(lines
             .into_iter()

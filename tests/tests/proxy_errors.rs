@@ -42,8 +42,20 @@ async fn unreachable_untrusted_or_plaintext_databases_get_08001_and_others_keep_
     };
     let config = [
         target("good", &host, ports[0], &real, &ca),
-        target("down", &host, ports[1], &format!("127.0.0.1:{nothing}"), &ca),
-        target("wrongca", &host, ports[2], &real, &wrong_ca.display().to_string()),
+        target(
+            "down",
+            &host,
+            ports[1],
+            &format!("127.0.0.1:{nothing}"),
+            &ca,
+        ),
+        target(
+            "wrongca",
+            &host,
+            ports[2],
+            &real,
+            &wrong_ca.display().to_string(),
+        ),
         target(
             "mismatch",
             "other.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com",
@@ -57,12 +69,18 @@ async fn unreachable_untrusted_or_plaintext_databases_get_08001_and_others_keep_
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, config).unwrap();
     let proxy = ProxyCommand::new(PROXY_BIN)
-        .args(["--config", path.to_str().unwrap(), "--connect-timeout", "5s"])
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--connect-timeout",
+            "5s",
+        ])
         .standin_env(&s)
         .expect_listeners(5)
         .spawn()
         .unwrap();
-    let at = |i: usize| -> std::net::SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+    let at =
+        |i: usize| -> std::net::SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
 
     let cases = [
         (1, "cannot connect to the database"),
@@ -76,25 +94,38 @@ async fn unreachable_untrusted_or_plaintext_databases_get_08001_and_others_keep_
         assert!(message.starts_with("rds-iam-proxy: "), "{message}");
         assert!(message.contains(expected), "target {i}: {message}");
         // The good target still serves after each failure.
-        let client = connect(at(0), "iam_user").await.expect("good target still works");
+        let client = connect(at(0), "iam_user")
+            .await
+            .expect("good target still works");
         client.simple_query("select 1").await.unwrap();
     }
     let wrong_ca_msg = connect_error(at(2), "iam_user").await.1;
-    assert!(wrong_ca_msg.to_lowercase().contains("unknownissuer") || wrong_ca_msg.contains("issuer"), "{wrong_ca_msg}");
+    assert!(
+        wrong_ca_msg.to_lowercase().contains("unknownissuer") || wrong_ca_msg.contains("issuer"),
+        "{wrong_ca_msg}"
+    );
     let mismatch_msg = connect_error(at(3), "iam_user").await.1;
-    assert!(mismatch_msg.contains("NotValidForName") || mismatch_msg.contains("not valid for"), "{mismatch_msg}");
+    assert!(
+        mismatch_msg.contains("NotValidForName") || mismatch_msg.contains("not valid for"),
+        "{mismatch_msg}"
+    );
     drop(proxy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_then_back_without_restarting_the_proxy() {
     let s = standin().await;
-    let proxy = proxy_for(&s).args(["--connect-timeout", "5s"]).spawn().unwrap();
+    let proxy = proxy_for(&s)
+        .args(["--connect-timeout", "5s"])
+        .spawn()
+        .unwrap();
     s.stop_database().await.unwrap();
     let (code, message, _) = connect_error(proxy.addr(), "iam_user").await;
     assert_eq!(code, "08001", "{message}");
     s.start_database().await.unwrap();
-    let client = connect(proxy.addr(), "iam_user").await.expect("works once the database is back");
+    let client = connect(proxy.addr(), "iam_user")
+        .await
+        .expect("works once the database is back");
     client.simple_query("select 1").await.unwrap();
 }
 
@@ -108,19 +139,33 @@ async fn rejected_token_is_retried_once_then_reported_as_28000_with_a_hint() {
     s.checker().set_clock_skew(3600);
     let (code, message, hint) = connect_error(proxy.addr(), "iam_user").await;
     assert_eq!(code, "28000", "{message}");
-    assert!(message.starts_with("rds-iam-proxy: the database rejected the IAM token"), "{message}");
+    assert!(
+        message.starts_with("rds-iam-proxy: the database rejected the IAM token"),
+        "{message}"
+    );
     let hint = hint.expect("a hint naming the likely causes");
     for cause in ["rds_iam", "arn:aws:rds-db:", "region", "clock"] {
         assert!(hint.contains(cause), "hint lacks {cause}: {hint}");
     }
     let stats = s.token_stats();
-    assert_eq!(stats.refused, 2, "one attempt and one retry with a fresh token");
-    assert_eq!(stats.distinct_tokens, 2, "the retry used a newly minted token");
+    assert_eq!(
+        stats.refused, 2,
+        "one attempt and one retry with a fresh token"
+    );
+    assert_eq!(
+        stats.distinct_tokens, 2,
+        "the retry used a newly minted token"
+    );
     // The clock is fixed: the next connection works.
     s.checker().set_clock_skew(0);
-    connect(proxy.addr(), "iam_user").await.expect("works again");
+    connect(proxy.addr(), "iam_user")
+        .await
+        .expect("works again");
     let logs = proxy.logs().join("\n");
-    assert!(logs.contains("auth_failed"), "the close log line names the outcome");
+    assert!(
+        logs.contains("auth_failed"),
+        "the close log line names the outcome"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,52 +177,86 @@ async fn no_credentials_gives_08004_and_recovers_when_they_return() {
     assert_eq!(code, "08004", "{message}");
     assert!(message.contains("AWS credentials"), "{message}");
     s.aws().set_container_failing(false);
-    let client = connect(proxy.addr(), "iam_user").await.expect("credentials are back");
+    // A failed fetch is remembered briefly (so a retrying client cannot hammer the credential
+    // endpoint); within a few seconds the proxy recovers by itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let client = loop {
+        match connect(proxy.addr(), "iam_user").await {
+            Ok(client) => break client,
+            Err(e) => {
+                let code = e.as_db_error().map(|d| d.code().code().to_owned());
+                assert_eq!(code.as_deref(), Some("08004"), "{e}");
+                assert!(Instant::now() < deadline, "no recovery: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
     client.simple_query("select 1").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_without_rds_iam_is_told_to_grant_it() {
     let s = standin().await;
-    s.create_password_user("pw_user", "secret-pw").await.unwrap();
+    s.create_password_user("pw_user", "secret-pw")
+        .await
+        .unwrap();
     let proxy = proxy_for(&s).spawn().unwrap();
     let (code, message, hint) = connect_error(proxy.addr(), "pw_user").await;
     assert_eq!(code, "28000", "{message}");
-    assert!(message.contains("password instead of an IAM token"), "{message}");
+    assert!(
+        message.contains("password instead of an IAM token"),
+        "{message}"
+    );
     assert!(hint.unwrap_or_default().contains("GRANT rds_iam"));
 }
 
 /// Reads what the proxy sends until it closes, bounded in time.
 async fn read_until_close(sock: &mut TcpStream, limit: Duration) -> Vec<u8> {
     let mut got = Vec::new();
-    let _ = tokio::time::timeout(limit, sock.read_to_end(&mut got)).await.expect("proxy closed the socket");
+    let _ = tokio::time::timeout(limit, sock.read_to_end(&mut got))
+        .await
+        .expect("proxy closed the socket");
     got
 }
 
 fn assert_fatal(reply: &[u8], sqlstate: &str) {
     assert_eq!(reply.first(), Some(&b'E'), "an ErrorResponse: {reply:?}");
     let text = String::from_utf8_lossy(reply);
-    assert!(text.contains(&format!("C{sqlstate}\0")), "SQLSTATE {sqlstate} in {text:?}");
+    assert!(
+        text.contains(&format!("C{sqlstate}\0")),
+        "SQLSTATE {sqlstate} in {text:?}"
+    );
     assert!(text.contains("SFATAL\0"), "{text:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_oversized_and_silent_clients_are_refused_within_limits() {
     let s = standin().await;
-    let proxy = proxy_for(&s).args(["--startup-timeout", "1s"]).spawn().unwrap();
+    let proxy = proxy_for(&s)
+        .args(["--startup-timeout", "1s"])
+        .spawn()
+        .unwrap();
     let addr = proxy.addr();
 
     // An HTTP request: its first four bytes read as a huge length.
     let mut sock = TcpStream::connect(addr).await.unwrap();
-    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-    assert_fatal(&read_until_close(&mut sock, Duration::from_secs(5)).await, "08P01");
+    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_fatal(
+        &read_until_close(&mut sock, Duration::from_secs(5)).await,
+        "08P01",
+    );
 
     // A startup packet declaring 20,000 bytes is refused before its body is sent.
     let mut sock = TcpStream::connect(addr).await.unwrap();
     let mut header = 20_000u32.to_be_bytes().to_vec();
     header.extend_from_slice(&196_608u32.to_be_bytes());
     sock.write_all(&header).await.unwrap();
-    assert_fatal(&read_until_close(&mut sock, Duration::from_secs(5)).await, "08P01");
+    assert_fatal(
+        &read_until_close(&mut sock, Duration::from_secs(5)).await,
+        "08P01",
+    );
 
     // A client that says nothing is closed at the startup timeout.
     let started = Instant::now();
@@ -185,7 +264,10 @@ async fn garbage_oversized_and_silent_clients_are_refused_within_limits() {
     let reply = read_until_close(&mut sock, Duration::from_secs(10)).await;
     let waited = started.elapsed();
     assert_fatal(&reply, "08P01");
-    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
 
     // Protocol 2.0 is refused with the server's own SQLSTATE for it.
     let mut sock = TcpStream::connect(addr).await.unwrap();
@@ -193,17 +275,25 @@ async fn garbage_oversized_and_silent_clients_are_refused_within_limits() {
     v2.extend_from_slice(&0x0002_0000u32.to_be_bytes());
     v2.extend_from_slice(b"user\0x\0\0\0");
     sock.write_all(&v2[..16]).await.unwrap();
-    assert_fatal(&read_until_close(&mut sock, Duration::from_secs(5)).await, "0A000");
+    assert_fatal(
+        &read_until_close(&mut sock, Duration::from_secs(5)).await,
+        "0A000",
+    );
 
     // And the proxy carries on.
-    let client = connect(addr, "iam_user").await.expect("normal client still served");
+    let client = connect(addr, "iam_user")
+        .await
+        .expect("normal client still served");
     client.simple_query("select 1").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_refuses_with_53300() {
     let s = standin().await;
-    let proxy = proxy_for(&s).args(["--max-connections", "2"]).spawn().unwrap();
+    let proxy = proxy_for(&s)
+        .args(["--max-connections", "2"])
+        .spawn()
+        .unwrap();
     let a = connect(proxy.addr(), "iam_user").await.unwrap();
     let b = connect(proxy.addr(), "iam_user").await.unwrap();
     let (code, message, _) = connect_error(proxy.addr(), "iam_user").await;
@@ -213,10 +303,16 @@ async fn max_connections_refuses_with_53300() {
     let mut proxy = proxy;
     proxy
         .wait_for_logs(Duration::from_secs(10), |lines| {
-            lines.iter().filter(|l| l.contains("connection closed") && l.contains("\"outcome\":\"ok\"")).count() >= 1
+            lines
+                .iter()
+                .filter(|l| l.contains("connection closed") && l.contains("\"outcome\":\"ok\""))
+                .count()
+                >= 1
         })
         .unwrap();
-    let c = connect(proxy.addr(), "iam_user").await.expect("a freed slot is reused");
+    let c = connect(proxy.addr(), "iam_user")
+        .await
+        .expect("a freed slot is reused");
     c.simple_query("select 1").await.unwrap();
     b.simple_query("select 1").await.unwrap();
 }

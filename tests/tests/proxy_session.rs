@@ -31,7 +31,11 @@ async fn psql_and_tokio_postgres_connect_without_a_password() {
         .await
         .expect("psql runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The server saw our user, database and application_name, over TLS upstream.
     assert_eq!(stdout.trim(), "iam_user|appdb|psql-e2e|t");
 
@@ -60,13 +64,20 @@ async fn two_hundred_connections_reuse_one_cached_token() {
         let client = connect(proxy.addr(), "iam_user")
             .await
             .unwrap_or_else(|e| panic!("connection {i}: {e}"));
-        let n: i64 = client.query_one("select $1::bigint", &[&(i as i64)]).await.unwrap().get(0);
+        let n: i64 = client
+            .query_one("select $1::bigint", &[&(i as i64)])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, i as i64);
     }
     let stats = s.token_stats();
     assert_eq!(stats.accepted, 200);
     assert_eq!(stats.refused, 0);
-    assert_eq!(stats.distinct_tokens, 1, "every connection used the cached token");
+    assert_eq!(
+        stats.distinct_tokens, 1,
+        "every connection used the cached token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,11 +104,21 @@ async fn cancel_request_through_the_proxy_stops_a_running_query() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sent = Instant::now();
-    cancel.cancel_query(NoTls).await.expect("cancel request sent");
-    let result = tokio::time::timeout(Duration::from_secs(10), sleeper).await.expect("query ended").unwrap();
+    cancel
+        .cancel_query(NoTls)
+        .await
+        .expect("cancel request sent");
+    let result = tokio::time::timeout(Duration::from_secs(10), sleeper)
+        .await
+        .expect("query ended")
+        .unwrap();
     let elapsed = sent.elapsed();
     let err = result.expect_err("the query was cancelled");
-    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("57014"), "{err}");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("57014"),
+        "{err}"
+    );
     assert!(elapsed < Duration::from_secs(1), "cancel took {elapsed:?}");
 }
 
@@ -141,7 +162,9 @@ async fn hundred_megabyte_copy_out_and_in_is_byte_exact() {
         batch.push_str(&md5.repeat(30));
         batch.push('\n');
         if batch.len() >= 1 << 20 {
-            sink.send(bytes::Bytes::from(std::mem::take(&mut batch))).await.unwrap();
+            sink.send(bytes::Bytes::from(std::mem::take(&mut batch)))
+                .await
+                .unwrap();
         }
     }
     sink.send(bytes::Bytes::from(batch)).await.unwrap();
@@ -187,13 +210,20 @@ async fn forced_user_and_default_database_apply() {
     // The client says it is "someone_else" and names no database: the proxy forces the user,
     // and the target's database (appdb) is used.
     let (client, conn) = tokio_postgres::connect(
-        &format!("host={} port={} user=someone_else sslmode=disable", proxy.addr().ip(), proxy.addr().port()),
+        &format!(
+            "host={} port={} user=someone_else sslmode=disable",
+            proxy.addr().ip(),
+            proxy.addr().port()
+        ),
         NoTls,
     )
     .await
     .unwrap();
     tokio::spawn(conn);
-    let row = client.query_one("select current_user::text, current_database()::text", &[]).await.unwrap();
+    let row = client
+        .query_one("select current_user::text, current_database()::text", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "iam_user");
     assert_eq!(row.get::<_, String>(1), "appdb");
 }

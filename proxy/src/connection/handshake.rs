@@ -23,12 +23,17 @@ pub enum ClientStart {
     Tls,
     /// The client opened with a TLS ClientHello (direct TLS); the bytes read so far must be
     /// replayed into the TLS acceptor.
-    DirectTls { read: BytesMut },
+    DirectTls {
+        read: BytesMut,
+    },
 }
 
 /// Runs the startup loop. `offer_tls` is whether local TLS is configured and not yet in use.
 /// Reads are bounded by the decoder's limits; the caller bounds the time.
-pub async fn read_client_start<S>(stream: &mut S, offer_tls: bool) -> Result<ClientStart, ClientError>
+pub async fn read_client_start<S>(
+    stream: &mut S,
+    offer_tls: bool,
+) -> Result<ClientStart, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -79,7 +84,10 @@ where
     }
 }
 
-async fn reply_byte<S: AsyncWrite + Unpin>(stream: &mut S, accept: bool) -> Result<(), ClientError> {
+async fn reply_byte<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    accept: bool,
+) -> Result<(), ClientError> {
     let mut out = BytesMut::with_capacity(1);
     encode_ssl_response(accept, &mut out);
     stream.write_all(&out).await?;

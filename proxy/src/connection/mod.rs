@@ -138,13 +138,20 @@ where
         ClientStart::Cancel(request) => {
             match shared.cancel.forward(&request).await {
                 Ok(true) => tracing::info!(pid = request.pid, "cancel request forwarded"),
-                Ok(false) => tracing::info!(pid = request.pid, "cancel request for an unknown session ignored"),
-                Err(e) => tracing::warn!(pid = request.pid, error = %e, "cancel request could not be forwarded"),
+                Ok(false) => tracing::info!(
+                    pid = request.pid,
+                    "cancel request for an unknown session ignored"
+                ),
+                Err(e) => {
+                    tracing::warn!(pid = request.pid, error = %e, "cancel request could not be forwarded")
+                }
             }
             return Ok("cancel");
         }
         // Local TLS is not offered on this path, so neither can happen.
-        ClientStart::Tls | ClientStart::DirectTls { .. } => return Err(ClientError::DirectTlsRefused),
+        ClientStart::Tls | ClientStart::DirectTls { .. } => {
+            return Err(ClientError::DirectTlsRefused)
+        }
     };
     if !admitted {
         let limit = shared.connection_limit.as_ref().map_or(0, |(_, n)| *n);
@@ -153,8 +160,11 @@ where
     if let Some(user) = &target.forced_user {
         message.set("user", user);
     }
-    let user = message.user().map(str::to_owned).ok_or(ClientError::NoUser)?;
-    if message.database().is_none() {
+    let user = message
+        .user()
+        .map(str::to_owned)
+        .ok_or(ClientError::NoUser)?;
+    if message.get("database").is_none() {
         if let Some(db) = &target.database {
             message.set("database", db);
         }

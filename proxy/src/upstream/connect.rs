@@ -39,9 +39,12 @@ pub async fn connect(
     user: &str,
 ) -> Result<Upstream, UpstreamError> {
     let deadline = Instant::now() + target.connect_timeout;
-    tokio::time::timeout_at(deadline, connect_with_retry(target, startup, user, deadline))
-        .await
-        .unwrap_or(Err(UpstreamError::Timeout(target.connect_timeout)))
+    tokio::time::timeout_at(
+        deadline,
+        connect_with_retry(target, startup, user, deadline),
+    )
+    .await
+    .unwrap_or(Err(UpstreamError::Timeout(target.connect_timeout)))
 }
 
 async fn connect_with_retry(

@@ -10,9 +10,15 @@ pub const PROXY_BIN: &str = env!("CARGO_BIN_EXE_proxy-under-test");
 
 /// A stand-in with IAM user `iam_user` owning database `appdb`.
 pub async fn standin() -> StandIn {
-    let s = StandIn::start(StandInOptions::default()).await.expect("stand-in starts");
-    s.create_iam_user("iam_user").await.expect("create iam_user");
-    s.create_database("appdb", "iam_user").await.expect("create appdb");
+    let s = StandIn::start(StandInOptions::default())
+        .await
+        .expect("stand-in starts");
+    s.create_iam_user("iam_user")
+        .await
+        .expect("create iam_user");
+    s.create_database("appdb", "iam_user")
+        .await
+        .expect("create appdb");
     s
 }
 
