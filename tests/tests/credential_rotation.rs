@@ -34,6 +34,13 @@ async fn connections_keep_working_across_credential_rotations() {
     }
 
     let stats = s.token_stats();
+    eprintln!(
+        "rotation: {connections} connections, {} accepted, {} refused, {} distinct tokens, {} credential fetches",
+        stats.accepted,
+        stats.refused,
+        stats.distinct_tokens,
+        s.aws().container_calls()
+    );
     // The checker refuses a token whose session token is missing or wrong, or whose
     // credentials had expired when it was presented: none was.
     assert_eq!(stats.refused, 0, "refusals: {:?}", stats.refusals);
