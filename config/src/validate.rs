@@ -108,7 +108,8 @@ pub(crate) fn listen(
             }
         }
     }
-    if let Some((addr, origin)) = admin {
+    // Port 0 asks the OS for a free port, so it cannot clash with anything.
+    if let Some((addr, origin)) = admin.filter(|(a, _)| a.port() != 0) {
         if let Some(name) = seen.get(&ListenAddr::Tcp(addr)) {
             return Err(ConfigError::conflict(
                 "admin_listen",

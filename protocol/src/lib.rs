@@ -19,6 +19,7 @@ pub mod error;
 pub mod frontend;
 pub mod handshake;
 pub mod limits;
+pub mod query;
 pub mod scram;
 pub mod sqlstate;
 
@@ -31,6 +32,7 @@ pub use frontend::{
     FrontendStartup, ProtocolVersion, StartupMessage,
 };
 pub use handshake::{HandshakeError, HandshakeStep, UpstreamHandshake};
+pub use query::{decode_data_row, encode_query};
 pub use sqlstate::SqlState;
 
 /// Result of a decoder: `Incomplete` is a normal outcome meaning "read more".

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use rds_iam_config::{CaFile, ListenAddr, Settings, Target};
+use rds_iam_config::{CaFile, ListenAddr, Secret, Settings, Target};
+use rds_iam_protocol::scram::{ScramSecret, DEFAULT_ITERATIONS};
 use rds_iam_signer::{region_from_host, CredentialOptions, Signer, SignerError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -12,11 +13,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::cancel::CancelMap;
 use crate::context::{SharedContext, TargetContext};
-use crate::listen::{bind_tcp, bind_unix, ListenError};
+use crate::listen::{bind_tcp, bind_unix, ListenError, Listener};
 use crate::metrics::Metrics;
 use crate::rate::RateLimiter;
-use crate::server::BoundListener;
-use crate::tls::{client_config, server_name, TlsConfigError};
+use crate::route::ClientPolicy;
+use crate::tls::{client_config, crypto_provider, server_name, TlsConfigError};
 
 /// Why the proxy could not start. Each maps to an exit code: settings problems are 2, the rest 1.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +29,15 @@ pub enum StartupError {
         target: String,
         source: TlsConfigError,
     },
-    #[error("target {target}: no CA bundle found (ca_file = auto looked in {looked}); fetch it with: mkdir -p ~/.cache/rds-iam-proxy && curl -fsSo ~/.cache/rds-iam-proxy/global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")]
-    NoCaBundle { target: String, looked: String },
+    #[error("target {target}: ca_file = auto: {source}; fetch the bundle with: mkdir -p ~/.cache/rds-iam-proxy && curl -fsSo ~/.cache/rds-iam-proxy/global-bundle.pem {url}", url = crate::ca_bundle::GLOBAL_BUNDLE_URL)]
+    NoCaBundle {
+        target: String,
+        source: crate::ca_bundle::AutoCaError,
+    },
+    #[error(transparent)]
+    ClientTls(#[from] crate::client_tls::ClientTlsError),
+    #[error("no secure random source for the client password's salt")]
+    Random,
     #[error("target {target}: cannot tell the signing region of {host}: set region (--region or ?region=) or AWS_REGION")]
     NoRegion { target: String, host: String },
     #[error("AWS configuration: {0}")]
@@ -44,52 +52,40 @@ impl StartupError {
             Self::Config(_)
             | Self::Tls { .. }
             | Self::NoCaBundle { .. }
-            | Self::NoRegion { .. } => 2,
-            Self::Signer(_) | Self::Listen(_) => 1,
+            | Self::NoRegion { .. }
+            | Self::ClientTls(_) => 2,
+            Self::Signer(_) | Self::Listen(_) | Self::Random => 1,
         }
     }
 }
 
-/// Places `ca_file = auto` looks, in order.
-pub fn auto_ca_paths() -> Vec<PathBuf> {
-    let mut paths = vec![PathBuf::from("/etc/rds-iam-proxy/global-bundle.pem")];
-    if let Some(home) = std::env::var_os("HOME") {
-        paths.push(PathBuf::from(home).join(".cache/rds-iam-proxy/global-bundle.pem"));
-    }
-    paths
-}
-
-fn resolve_ca(target: &Target) -> Result<PathBuf, StartupError> {
+async fn resolve_ca(target: &Target) -> Result<PathBuf, StartupError> {
     match &target.ca_file {
         CaFile::Path(p) => Ok(p.clone()),
         CaFile::Auto => {
-            let paths = auto_ca_paths();
-            paths
-                .iter()
-                .find(|p| p.exists())
-                .cloned()
-                .ok_or_else(|| StartupError::NoCaBundle {
+            crate::ca_bundle::resolve_auto()
+                .await
+                .map_err(|source| StartupError::NoCaBundle {
                     target: target.name.clone(),
-                    looked: paths
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    source,
                 })
         }
     }
 }
 
-/// Signers shared by targets with the same credential options.
-#[derive(Default)]
+/// Signers shared by targets with the same credential options. Clones share the pool, so
+/// targets added by a reload reuse the signers (and cached tokens) of the running ones.
+#[derive(Default, Clone)]
 pub struct SignerPool {
-    signers: HashMap<(Option<String>, Option<String>), Signer>,
+    signers: Arc<Mutex<HashMap<SignerKey, Signer>>>,
 }
+
+type SignerKey = (Option<String>, Option<String>);
 
 impl SignerPool {
     pub async fn get(&mut self, target: &Target) -> Result<Signer, StartupError> {
         let key = (target.profile.clone(), target.role_arn.clone());
-        if let Some(s) = self.signers.get(&key) {
+        if let Some(s) = self.lock().get(&key) {
             return Ok(s.clone());
         }
         let signer = Signer::from_aws_config(CredentialOptions {
@@ -98,12 +94,16 @@ impl SignerPool {
             region: target.region.clone(),
         })
         .await?;
-        self.signers.insert(key, signer.clone());
-        Ok(signer)
+        // Another holder of the pool may have made one meanwhile: keep the first.
+        Ok(self.lock().entry(key).or_insert(signer).clone())
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Signer> {
-        self.signers.values()
+    pub fn all(&self) -> Vec<Signer> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SignerKey, Signer>> {
+        self.signers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -116,7 +116,7 @@ pub async fn build_target(
         target: target.name.clone(),
         source,
     };
-    let ca = resolve_ca(target)?;
+    let ca = resolve_ca(target).await?;
     let tls = client_config(&ca).map_err(tls_err)?;
     let server_name = server_name(&target.host).map_err(tls_err)?;
     let signer = signers.get(target).await?;
@@ -166,24 +166,62 @@ pub fn shared_context(settings: &Settings, metrics: Metrics) -> SharedContext {
     }
 }
 
+/// A bound listen address of a target, before it is given a route.
+#[derive(Debug)]
+pub struct Bound {
+    pub addr: ListenAddr,
+    pub listener: Listener,
+    pub target: Arc<TargetContext>,
+}
+
 /// Binds every listen address of `target`.
 pub async fn bind_target(
     target: &Target,
     context: Arc<TargetContext>,
     settings: &Settings,
-) -> Result<Vec<BoundListener>, StartupError> {
+) -> Result<Vec<Bound>, StartupError> {
     let mut bound = Vec::new();
     for addr in &target.listen {
-        let listener = match addr {
-            ListenAddr::Tcp(a) => bind_tcp(*a).await?,
-            unix @ ListenAddr::Unix { .. } => {
-                bind_unix(&unix.socket_path(), settings.unix_socket_mode).await?
-            }
-        };
-        bound.push(BoundListener {
-            listener,
+        bound.push(Bound {
+            addr: addr.clone(),
+            listener: bind_addr(addr, settings.unix_socket_mode).await?,
             target: context.clone(),
         });
     }
     Ok(bound)
+}
+
+/// Binds one address (unix sockets with `mode`).
+pub async fn bind_addr(addr: &ListenAddr, mode: u32) -> Result<Listener, ListenError> {
+    match addr {
+        ListenAddr::Tcp(a) => bind_tcp(*a).await,
+        unix @ ListenAddr::Unix { .. } => bind_unix(&unix.socket_path(), mode).await,
+    }
+}
+
+/// The client-side policy of `settings`: local TLS (a self-signed certificate is generated
+/// here) and the client password's SCRAM verifier.
+pub fn client_policy(settings: &Settings) -> Result<ClientPolicy, StartupError> {
+    Ok(ClientPolicy {
+        tls: crate::client_tls::acceptor(&settings.client_tls)?,
+        password: settings
+            .client_password
+            .as_ref()
+            .map(client_password_verifier)
+            .transpose()?,
+    })
+}
+
+/// The SCRAM verifier of `client_password`, with a fresh random salt.
+pub fn client_password_verifier(password: &Secret) -> Result<ScramSecret, StartupError> {
+    let mut salt = [0u8; 16];
+    crypto_provider()
+        .secure_random
+        .fill(&mut salt)
+        .map_err(|_| StartupError::Random)?;
+    Ok(ScramSecret::from_password(
+        password.expose(),
+        &salt,
+        DEFAULT_ITERATIONS,
+    ))
 }

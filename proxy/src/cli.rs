@@ -21,6 +21,24 @@ pub struct Cli {
 pub enum Command {
     /// Print one IAM auth token on stdout, nothing else (drop-in for `aws rds generate-db-auth-token`).
     Token(TokenArgs),
+    /// Connect once through every stage (config, credentials, token, DNS, TCP, TLS, IAM auth,
+    /// SELECT 1) and say what is wrong. Exit 0 when all pass, 1 on a failed stage, 2 for bad config.
+    Check(RunArgs),
+    /// Print the IAM policy JSON that allows these targets to connect (`rds-db:connect`).
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// AWS account id of the database [default: from STS GetCallerIdentity]
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// Resource id of the cluster (cluster-...) or instance (db-...) [default: from RDS
+    /// DescribeDBClusters / DescribeDBInstances, else *]
+    #[arg(long, value_name = "ID")]
+    pub resource_id: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

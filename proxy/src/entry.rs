@@ -1,9 +1,10 @@
 //! Process entry point, in the library so the end-to-end test crate can build the same binary.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
-use crate::{logging, run, token_cmd};
+use crate::{check, logging, policy, run, token_cmd};
 use clap::Parser;
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -34,6 +35,36 @@ async fn dispatch(cli: Cli) -> u8 {
                 Err(e) => {
                     eprintln!("rds-iam-proxy: {e}");
                     1
+                }
+            }
+        }
+        Some(Command::Check(args)) => {
+            logging::init(rds_iam_config::LogFormat::Text, "off");
+            let env: HashMap<String, String> = std::env::vars().collect();
+            check::check(&args, &env, &mut std::io::stdout()).await
+        }
+        Some(Command::Policy(args)) => {
+            logging::init(rds_iam_config::LogFormat::Text, "warn");
+            let env: HashMap<String, String> = std::env::vars().collect();
+            match policy::policy(&args, &env).await {
+                Ok(out) => {
+                    for w in &out.warnings {
+                        eprintln!("rds-iam-proxy: warning: {w}");
+                    }
+                    match serde_json::to_string_pretty(&out.document) {
+                        Ok(json) => {
+                            println!("{json}");
+                            0
+                        }
+                        Err(e) => {
+                            eprintln!("rds-iam-proxy: {e}");
+                            1
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("rds-iam-proxy: {e}");
+                    e.exit_code()
                 }
             }
         }

@@ -25,6 +25,13 @@ pub enum ClientError {
     DirectTlsRefused,
     #[error("local TLS handshake with the client failed: {0}")]
     ClientTls(std::io::Error),
+    #[error("direct TLS connection without ALPN protocol \"postgresql\"")]
+    DirectTlsNoAlpn,
+    #[error("client password check failed for user {user:?}: {source}")]
+    ClientAuth {
+        user: String,
+        source: rds_iam_protocol::scram::ScramError,
+    },
     #[error(transparent)]
     Upstream(#[from] crate::upstream::UpstreamError),
     #[error("client I/O error: {0}")]
@@ -38,7 +45,10 @@ impl ClientError {
             Self::StartupTimeout(_) | Self::ClientGone | Self::DirectTlsRefused => {
                 SqlState::PROTOCOL_VIOLATION
             }
-            Self::ClientTls(_) | Self::Io(_) => SqlState::PROTOCOL_VIOLATION,
+            Self::ClientTls(_) | Self::Io(_) | Self::DirectTlsNoAlpn => {
+                SqlState::PROTOCOL_VIOLATION
+            }
+            Self::ClientAuth { source, .. } => source.sqlstate(),
             Self::NoUser => SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
             Self::TooManyConnections(_) => SqlState::TOO_MANY_CONNECTIONS,
             Self::ShuttingDown => SqlState::ADMIN_SHUTDOWN,
@@ -59,6 +69,17 @@ impl ClientError {
                 None,
             ),
             Self::ShuttingDown => ("the proxy is shutting down: reconnect shortly".into(), None),
+            Self::DirectTlsNoAlpn => (
+                "direct TLS connections must negotiate ALPN protocol \"postgresql\": use a PostgreSQL 17+ client or sslnegotiation=postgres".into(),
+                None,
+            ),
+            Self::ClientAuth { user, source } => match source {
+                rds_iam_protocol::scram::ScramError::InvalidProof => (
+                    format!("password authentication failed for user \"{user}\": connect with the proxy's client_password"),
+                    None,
+                ),
+                other => (format!("password authentication for user \"{user}\" failed: {other}"), None),
+            },
             other => (other.to_string(), None),
         }
     }
@@ -66,7 +87,11 @@ impl ClientError {
     /// Short label for metrics and the connection-close log line.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::Protocol(_) | Self::DirectTlsRefused | Self::ClientTls(_) => "protocol_error",
+            Self::Protocol(_)
+            | Self::DirectTlsRefused
+            | Self::DirectTlsNoAlpn
+            | Self::ClientTls(_) => "protocol_error",
+            Self::ClientAuth { .. } => "client_auth_failed",
             Self::StartupTimeout(_) => "startup_timeout",
             Self::ClientGone | Self::Io(_) => "client_gone",
             Self::NoUser => "no_user",

@@ -2,20 +2,30 @@
 //! with no password, authenticating upstream with IAM tokens over verified TLS.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
+pub mod ca_bundle;
 pub mod cancel;
+pub mod check;
 pub mod cli;
+pub mod client_tls;
 pub mod connection;
 pub mod context;
 pub mod entry;
 pub mod error;
+pub mod lifecycle;
 pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod passthrough;
+pub mod policy;
 pub mod rate;
+pub mod reload;
+pub mod route;
 pub mod run;
+pub mod sd_notify;
 pub mod server;
 pub mod tls;
 pub mod token_cmd;
 pub mod upstream;
+pub mod warmup;

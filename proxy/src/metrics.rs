@@ -1,5 +1,10 @@
 //! Prometheus metrics, registered in one registry owned by the process (no global recorder):
 //! the admin endpoint encodes it, connection tasks get a handle through the shared context.
+//! Token and credential figures are read from the signers at scrape time (see `signers`).
+
+mod signers;
+
+pub use signers::{SignerWatch, WatchedTarget};
 
 use std::sync::Arc;
 
@@ -34,7 +39,16 @@ pub struct Metrics {
     pub upstream_connect_seconds: Histogram,
     pub bytes_total: Family<DirectionLabel, Counter>,
     pub auth_failures_total: Family<TargetLabel, Counter>,
+    /// Targets and their signers, read by the scrape-time collector and by readiness.
+    pub signers: SignerWatch,
     pub registry: Arc<Registry>,
+}
+
+/// One connection's byte counters, added to as bytes flow so long sessions show up live.
+#[derive(Clone, Debug, Default)]
+pub struct ByteCounters {
+    pub client_to_server: Counter,
+    pub server_to_client: Counter,
 }
 
 impl Default for Metrics {
@@ -77,13 +91,40 @@ impl Metrics {
             "IAM authentications the database rejected after the retry",
             auth_failures_total.clone(),
         );
+        let signers = SignerWatch::default();
+        registry.register_collector(Box::new(signers.clone()));
         Metrics {
             connections_active,
             connections_total,
             upstream_connect_seconds,
             bytes_total,
             auth_failures_total,
+            signers,
             registry: Arc::new(registry),
         }
+    }
+
+    /// The `bytes_total` counters of `target`, one per direction.
+    pub fn byte_counters(&self, target: &str) -> ByteCounters {
+        let counter = |direction: &str| {
+            self.bytes_total.get_or_create_owned(&DirectionLabel {
+                target: target.to_owned(),
+                direction: direction.to_owned(),
+            })
+        };
+        ByteCounters {
+            client_to_server: counter("client_to_server"),
+            server_to_client: counter("server_to_client"),
+        }
+    }
+
+    /// The registry in Prometheus text (OpenMetrics) format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail; a metric that fails to encode is a bug.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
     }
 }

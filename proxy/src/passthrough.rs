@@ -10,7 +10,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::metrics::ByteCounters;
 
 /// Size of each direction's copy buffer. One TLS record carries at most 16 KiB of plaintext,
 /// so a buffer of that size moves one record per read.
@@ -73,10 +76,12 @@ struct Direction {
     needs_flush: bool,
     done: bool,
     moved: u64,
+    /// Added to per write (not per byte), so long sessions show in `bytes_total` as they run.
+    meter: Option<Counter>,
 }
 
 impl Direction {
-    fn new(from: Side, to: Side) -> Self {
+    fn new(from: Side, to: Side, meter: Option<Counter>) -> Self {
         Direction {
             from,
             to,
@@ -87,6 +92,7 @@ impl Direction {
             needs_flush: false,
             done: false,
             moved: 0,
+            meter,
         }
     }
 
@@ -147,6 +153,9 @@ impl Direction {
                 }
                 self.pos += n;
                 self.moved += n as u64;
+                if let Some(meter) = &self.meter {
+                    meter.inc_by(n as u64);
+                }
                 self.needs_flush = true;
             }
             if self.eof {
@@ -169,8 +178,29 @@ where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
     S: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let mut up = Direction::new(Side::Client, Side::Server);
-    let mut down = Direction::new(Side::Server, Side::Client);
+    splice_metered(client, server, None).await
+}
+
+/// [`splice`], adding the bytes to `meters` as they are relayed.
+pub async fn splice_metered<C, S>(
+    client: &mut C,
+    server: &mut S,
+    meters: Option<&ByteCounters>,
+) -> (Transferred, SpliceEnd)
+where
+    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let mut up = Direction::new(
+        Side::Client,
+        Side::Server,
+        meters.map(|m| m.client_to_server.clone()),
+    );
+    let mut down = Direction::new(
+        Side::Server,
+        Side::Client,
+        meters.map(|m| m.server_to_client.clone()),
+    );
     let end = poll_fn(|cx| {
         if !up.done {
             match up.poll_copy(cx, Pin::new(&mut *client), Pin::new(&mut *server)) {
@@ -223,6 +253,29 @@ mod tests {
         assert!(matches!(end, SpliceEnd::ServerClosed), "{end:?}");
         assert_eq!(moved.client_to_server, 100_000);
         assert_eq!(moved.server_to_client, 3);
+    }
+
+    #[tokio::test]
+    async fn meters_count_as_bytes_flow() {
+        let (mut client_app, mut client_proxy) = duplex(64);
+        let (mut server_proxy, mut server_db) = duplex(64);
+        let meters = ByteCounters::default();
+        let live = meters.clone();
+        let task = tokio::spawn(async move {
+            splice_metered(&mut client_proxy, &mut server_proxy, Some(&meters)).await
+        });
+        client_app.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        server_db.read_exact(&mut got).await.unwrap();
+        // Counted while the session is still open.
+        assert_eq!(live.client_to_server.get(), 5);
+        server_db.write_all(b"hi").await.unwrap();
+        drop(server_db);
+        let mut back = Vec::new();
+        client_app.read_to_end(&mut back).await.unwrap();
+        let (moved, _) = task.await.unwrap();
+        assert_eq!(live.server_to_client.get(), 2);
+        assert_eq!(moved.client_to_server, 5);
     }
 
     #[tokio::test]

@@ -9,14 +9,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{serve, Admission};
-use crate::context::{SharedContext, TargetContext};
+use crate::context::SharedContext;
 use crate::listen::Listener;
+use crate::route::RouteHandle;
 
-/// A bound listener and the target it serves.
+/// A bound listener and the route (target, client policy) it serves, read at accept time so
+/// a config reload applies to new connections.
 #[derive(Debug)]
 pub struct BoundListener {
     pub listener: Listener,
-    pub target: Arc<TargetContext>,
+    pub route: RouteHandle,
+    /// Stops this listener alone (a reload removed it).
+    pub stop: CancellationToken,
 }
 
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
@@ -61,12 +65,22 @@ pub async fn run(
     Drained { closed_by_force }
 }
 
-async fn accept_loop(bound: BoundListener, shared: Arc<SharedContext>, stop: CancellationToken) {
-    let BoundListener { listener, target } = bound;
-    tracing::info!(target = %target.name, listen = %listener.describe(), "listening");
+/// Accepts on one listener until `stop` or the listener's own stop token fires.
+pub async fn accept_loop(
+    bound: BoundListener,
+    shared: Arc<SharedContext>,
+    stop: CancellationToken,
+) {
+    let BoundListener {
+        listener,
+        route,
+        stop: own_stop,
+    } = bound;
+    tracing::info!(target = %route.current().target.name, listen = %listener.describe(), "listening");
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
+            () = own_stop.cancelled() => break,
             accepted = accept(&listener) => accepted,
         };
         let (stream, client) = match accepted {
@@ -84,7 +98,7 @@ async fn accept_loop(bound: BoundListener, shared: Arc<SharedContext>, stop: Can
                 Err(_) => Admission::OverLimit,
             },
         };
-        let (target, task_shared) = (target.clone(), shared.clone());
+        let (target, task_shared) = (route.current(), shared.clone());
         match stream {
             ClientStream::Tcp(s) => shared
                 .tracker
@@ -94,6 +108,10 @@ async fn accept_loop(bound: BoundListener, shared: Arc<SharedContext>, stop: Can
                 .spawn(async move { serve(s, client, target, task_shared, admission).await }),
         };
     }
+    // Logged once the socket is closed, so whoever waits for it may rely on that.
+    let listen = listener.describe();
+    drop(listener);
+    tracing::info!(target = %route.current().target.name, listen = %listen, "stopped listening");
 }
 
 enum ClientStream {

@@ -146,6 +146,12 @@ impl Signer {
             .map(|r| r.as_ref().to_string())
     }
 
+    /// The credentials tokens are signed with (cached; fetched if due), for other AWS calls
+    /// such as STS GetCallerIdentity in `rds-iam-proxy check`.
+    pub async fn credentials(&self) -> Result<aws_credential_types::Credentials, SignerError> {
+        Ok(self.inner.creds.get().await?.creds)
+    }
+
     /// A valid token for `req`: from the cache when there is one (no waiting), else minted
     /// now. Concurrent callers for the same key share one mint.
     pub async fn token(&self, req: &TokenRequest) -> Result<AuthToken, SignerError> {
@@ -185,6 +191,25 @@ impl Signer {
                 },
             )
             .await
+    }
+
+    /// Fetches credentials unless fresh ones are held, and starts the background refresher so
+    /// they stay fresh. Lets a caller check readiness before any token is asked for; returns
+    /// the credentials' expiry (`None`: they never expire).
+    pub async fn load_credentials(&self) -> Result<Option<SystemTime>, SignerError> {
+        self.ensure_worker();
+        match self.inner.creds.get().await {
+            Ok(held) => Ok(held.creds.expiry()),
+            Err(err) => {
+                self.inner.record_error(&err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether `other` is a clone of this signer (same credentials, cache and counters).
+    pub fn same_as(&self, other: &Signer) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Stops the background refresher. Tokens are still minted on demand afterwards.

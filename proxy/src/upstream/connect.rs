@@ -89,7 +89,7 @@ async fn attempt(
 }
 
 /// StartupMessage, the token as the cleartext password, then everything up to ReadyForQuery.
-async fn authenticate(
+pub async fn authenticate(
     stream: &mut UpstreamStream,
     addr: SocketAddr,
     startup: &StartupMessage,

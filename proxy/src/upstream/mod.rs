@@ -5,6 +5,7 @@ mod error;
 mod frames;
 mod tls_start;
 
-pub use connect::{connect, Upstream, UpstreamStream};
+pub use connect::{authenticate, connect, Upstream, UpstreamStream};
 pub use error::UpstreamError;
-pub use tls_start::{dial, start_tls};
+pub use frames::read_backend;
+pub use tls_start::{connect_any, dial, resolve, start_tls};

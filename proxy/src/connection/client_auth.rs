@@ -1,0 +1,65 @@
+//! `client_password`: the client proves it with SCRAM-SHA-256 before the proxy connects
+//! upstream. The database's own AuthenticationOk follows later, as usual.
+
+use bytes::{Buf, BytesMut};
+use rds_iam_protocol::scram::{
+    decode_password_frame, encode_authentication_sasl, server_nonce_from_random, ScramSecret,
+    ScramServer, ScramStep, SERVER_NONCE_RANDOM_LEN,
+};
+use rds_iam_protocol::Decoded;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::ClientError;
+use crate::tls::crypto_provider;
+
+/// Runs the exchange on `stream`. `buffered` holds bytes the client sent after its
+/// StartupMessage; what is left after the exchange is returned for the upstream.
+pub async fn authenticate<S>(
+    stream: &mut S,
+    secret: &ScramSecret,
+    user: &str,
+    mut buffered: BytesMut,
+) -> Result<BytesMut, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut random = [0u8; SERVER_NONCE_RANDOM_LEN];
+    crypto_provider()
+        .secure_random
+        .fill(&mut random)
+        .map_err(|_| ClientError::Io(std::io::Error::other("no secure random source")))?;
+    let mut server = ScramServer::new(secret.clone(), &server_nonce_from_random(&random));
+
+    let mut out = BytesMut::with_capacity(256);
+    encode_authentication_sasl(&mut out);
+    loop {
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+        out.clear();
+        let body = loop {
+            match decode_password_frame(&buffered)? {
+                Decoded::Complete { value, consumed } => {
+                    buffered.advance(consumed);
+                    break value;
+                }
+                Decoded::Incomplete => {
+                    if stream.read_buf(&mut buffered).await? == 0 {
+                        return Err(ClientError::ClientGone);
+                    }
+                }
+            }
+        };
+        let step = server
+            .on_password_message(&body, &mut out)
+            .map_err(|source| ClientError::ClientAuth {
+                user: user.to_owned(),
+                source,
+            })?;
+        if step == ScramStep::Authenticated {
+            // SASLFinal; the database's AuthenticationOk comes with the upstream handshake.
+            stream.write_all(&out).await?;
+            stream.flush().await?;
+            return Ok(buffered);
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! End-to-end: settings from a config file through the real binary. Several targets on their
+//! own ports and a unix socket, psql over the socket, the forced user, SIGHUP reloads (added,
+//! removed and changed targets; a broken file keeps the running config) and the loopback rule.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{standin, PROXY_BIN};
+use standin::cluster::free_port;
+use standin::{ProxyCommand, ProxyProcess, StandIn};
+use tokio_postgres::{Client, NoTls};
+
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One `[[target]]` table in front of the stand-in.
+fn target_toml(s: &StandIn, name: &str, listen: &[String], extra: &str) -> String {
+    let listen = listen
+        .iter()
+        .map(|l| format!("{l:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "[[target]]\nname = \"{name}\"\nhost = \"{}\"\nport = 5432\nlisten = [{listen}]\n\
+         connect_to = \"{}\"\nca_file = \"{}\"\n{extra}\n",
+        s.host(),
+        s.addr(),
+        s.ca_file().display()
+    )
+}
+
+fn tcp(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// Connects with tokio-postgres; `dbname` may be empty to let the target's default apply.
+async fn connect(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
+    let db = if dbname.is_empty() {
+        String::new()
+    } else {
+        format!("dbname={dbname}")
+    };
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user={user} {db} sslmode=disable"),
+        NoTls,
+    )
+    .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+async fn one(client: &Client, sql: &str) -> String {
+    let rows = client.query(sql, &[]).await.expect(sql);
+    rows[0].get::<_, String>(0)
+}
+
+fn spawn_with_config(s: &StandIn, path: &Path, listeners: usize) -> ProxyProcess {
+    ProxyCommand::new(PROXY_BIN)
+        .args(["--config", path.to_str().unwrap()])
+        .standin_env(s)
+        .expect_listeners(listeners)
+        .spawn()
+        .expect("proxy starts")
+}
+
+fn count_messages(proxy: &ProxyProcess, msg: &str) -> usize {
+    proxy.log_messages(msg).len()
+}
+
+/// `psql -h DIR -p PORT -w`: the path libpq users take to a unix socket.
+async fn psql_over_socket(dir: &Path, port: u16, user: &str, sql: &str) -> String {
+    let out = tokio::process::Command::new("psql")
+        .args([
+            "-h",
+            dir.to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "appdb",
+            "-w",
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            sql,
+        ])
+        .env_remove("PGPASSWORD")
+        .output()
+        .await
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_targets_from_one_file_then_sighup_adds_removes_and_changes_targets() {
+    let s = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sockets = dir.path().join("sockets");
+    std::fs::create_dir(&sockets).unwrap();
+    let (p_orders, p_reports, p_added) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let unix = format!("unix:{}", sockets.display());
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        [
+            target_toml(
+                &s,
+                "orders",
+                &[tcp(p_orders), unix.clone()],
+                "database = \"appdb\"",
+            ),
+            target_toml(
+                &s,
+                "reports",
+                &[tcp(p_reports)],
+                "database = \"appdb\"\nuser = \"iam_user\"",
+            ),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let mut proxy = spawn_with_config(&s, &path, 3);
+    let mut listening = proxy.listening().to_vec();
+    listening.sort();
+    let socket = sockets.join(format!(".s.PGSQL.{p_orders}"));
+    let mut expected = vec![
+        tcp(p_orders),
+        tcp(p_reports),
+        format!("unix:{}", socket.display()),
+    ];
+    expected.sort();
+    assert_eq!(listening, expected);
+
+    // Each target on its own port; the unix socket is private to this user by default.
+    let orders = connect(p_orders, "iam_user", "").await.expect("orders");
+    assert_eq!(
+        one(&orders, "select current_database()::text").await,
+        "appdb"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(
+        psql_over_socket(&sockets, p_orders, "iam_user", "select current_user").await,
+        "iam_user"
+    );
+    // reports forces its user whatever the client sends.
+    let reports = connect(p_reports, "somebody_else", "")
+        .await
+        .expect("reports");
+    assert_eq!(one(&reports, "select current_user::text").await, "iam_user");
+    assert!(
+        connect(p_orders, "somebody_else", "").await.is_err(),
+        "orders does not force a user"
+    );
+
+    // Reload: orders changes (forced user, default database), reports goes, added comes.
+    std::fs::write(
+        &path,
+        [
+            target_toml(
+                &s,
+                "orders",
+                &[tcp(p_orders), unix.clone()],
+                "database = \"postgres\"\nuser = \"iam_user\"",
+            ),
+            target_toml(&s, "added", &[tcp(p_added)], "database = \"appdb\""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let listening_before = count_messages(&proxy, "listening");
+    proxy.signal("HUP").unwrap();
+    proxy
+        .wait_for_message("listening", listening_before + 1, RELOAD_TIMEOUT)
+        .unwrap();
+    proxy
+        .wait_for_message("stopped listening", 1, RELOAD_TIMEOUT)
+        .unwrap();
+    proxy
+        .wait_for_message("configuration reloaded", 1, RELOAD_TIMEOUT)
+        .unwrap();
+
+    let added = connect(p_added, "iam_user", "")
+        .await
+        .expect("added target");
+    assert_eq!(
+        one(&added, "select current_database()::text").await,
+        "appdb"
+    );
+    // The changed target applies to new connections...
+    let changed = connect(p_orders, "somebody_else", "")
+        .await
+        .expect("orders after reload");
+    assert_eq!(one(&changed, "select current_user::text").await, "iam_user");
+    assert_eq!(
+        one(&changed, "select current_database()::text").await,
+        "postgres"
+    );
+    // ...while sessions opened before the reload go on as they were, removed target included.
+    assert_eq!(
+        one(&orders, "select current_database()::text").await,
+        "appdb"
+    );
+    assert_eq!(one(&reports, "select current_user::text").await, "iam_user");
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", p_reports)).await;
+    assert!(refused.is_err(), "the removed target's port still accepts");
+    assert_eq!(
+        psql_over_socket(&sockets, p_orders, "anyone", "select current_user").await,
+        "iam_user"
+    );
+
+    // Shutdown stops every listener, the one the reload added included.
+    drop((orders, reports, added, changed));
+    proxy.signal("TERM").unwrap();
+    let status = proxy.wait_exit(RELOAD_TIMEOUT).unwrap();
+    assert_eq!(status.code(), Some(143));
+    let stopped: Vec<String> = proxy
+        .log_messages("stopped listening")
+        .iter()
+        .filter_map(|l| standin::proxy::field(l, "listen"))
+        .collect();
+    for addr in [tcp(p_orders), tcp(p_reports), tcp(p_added)] {
+        assert!(stopped.contains(&addr), "{addr} not in {stopped:?}");
+    }
+    assert!(
+        !socket.exists(),
+        "the unix socket file is removed on shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_config_on_sighup_is_logged_and_the_running_one_keeps_serving() {
+    let s = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, other) = (free_port().unwrap(), free_port().unwrap());
+    let path = dir.path().join("proxy.toml");
+    let good = target_toml(&s, "orders", &[tcp(port)], "database = \"appdb\"");
+    std::fs::write(&path, &good).unwrap();
+    let mut proxy = spawn_with_config(&s, &path, 1);
+    let session = connect(port, "iam_user", "").await.expect("connects");
+
+    // An unknown key, and then a second target that cannot bind: both keep the running config.
+    let broken = format!("{good}\nno_such_key = 1\n");
+    std::fs::write(&path, broken).unwrap();
+    proxy.signal("HUP").unwrap();
+    let failed = proxy
+        .wait_for_message(
+            "configuration reload failed; keeping the running configuration",
+            1,
+            RELOAD_TIMEOUT,
+        )
+        .unwrap();
+    let error = standin::proxy::field(&failed[0], "error").unwrap_or_default();
+    assert!(error.contains("no_such_key"), "{error}");
+
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", other)).unwrap();
+    let taken = [
+        good.clone(),
+        target_toml(&s, "second", &[tcp(other)], "database = \"appdb\""),
+    ]
+    .concat();
+    std::fs::write(&path, taken).unwrap();
+    proxy.signal("HUP").unwrap();
+    let failed = proxy
+        .wait_for_message(
+            "configuration reload failed; keeping the running configuration",
+            2,
+            RELOAD_TIMEOUT,
+        )
+        .unwrap();
+    let error = standin::proxy::field(&failed[1], "error").unwrap_or_default();
+    assert!(error.contains(&tcp(other)), "{error}");
+    drop(squatter);
+
+    assert_eq!(one(&session, "select current_user::text").await, "iam_user");
+    let fresh = connect(port, "iam_user", "").await.expect("still serving");
+    assert_eq!(
+        one(&fresh, "select current_database()::text").await,
+        "appdb"
+    );
+    assert_eq!(count_messages(&proxy, "configuration reloaded"), 0);
+}
+
+/// Settings needing no database: start-up never dials it. Static fake credentials and no
+/// instance metadata keep the AWS chain off the network.
+fn offline(args: &[&str], ca: &Path) -> ProxyCommand {
+    ProxyCommand::new(PROXY_BIN)
+        .arg("postgres://iam_user@offline.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com/appdb")
+        .args(["--ca-file", ca.to_str().unwrap()])
+        .args(args.iter().copied())
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+fn test_ca_file(dir: &Path) -> std::path::PathBuf {
+    let ca = standin::TestCa::new("offline CA").unwrap();
+    let path = dir.join("ca.pem");
+    ca.write_pem(&path).unwrap();
+    path
+}
+
+#[test]
+fn non_loopback_listen_is_refused_without_allow_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca_file(dir.path());
+    let (status, _, stderr) = offline(&["--listen", "0.0.0.0:6432"], &ca)
+        .output()
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("listen") && stderr.contains("0.0.0.0:6432"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("allow_remote"), "{stderr}");
+
+    // allow_remote alone is not enough: it needs client TLS and a client password.
+    let (status, _, stderr) = offline(&["--listen", "0.0.0.0:6432", "--allow-remote"], &ca)
+        .output()
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("allow_remote"), "{stderr}");
+    assert!(stderr.contains("client_password"), "{stderr}");
+
+    // From a file, the message names the key there too.
+    let path = dir.path().join("remote.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[target]]\nhost = \"db.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com\"\n\
+             listen = [\"0.0.0.0:6432\"]\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let (status, _, stderr) = ProxyCommand::new(PROXY_BIN)
+        .args(["--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("listen") && stderr.contains("0.0.0.0:6432"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unix_sockets_are_private_by_default_stale_ones_replaced_live_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca_file(dir.path());
+    let sockets = dir.path().join("run");
+    std::fs::create_dir(&sockets).unwrap();
+    let port = free_port().unwrap();
+    let socket = sockets.join(format!(".s.PGSQL.{port}"));
+    let listen = tcp(port);
+    let unix = sockets.to_str().unwrap();
+
+    // A socket file left by a crashed run: nothing accepts on it.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let first = offline(&["--listen", &listen, "--unix-socket", unix], &ca)
+        .expect_listeners(2)
+        .spawn()
+        .expect("a stale socket file is replaced");
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&socket), 0o700);
+    std::os::unix::net::UnixStream::connect(&socket).expect("the new socket accepts");
+
+    // A live one belongs to another process: refuse rather than steal it. A target that
+    // listens on a unix socket only names the socket by its port.
+    let clash = dir.path().join("clash.toml");
+    std::fs::write(
+        &clash,
+        format!(
+            "[[target]]\nhost = \"offline.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com\"\n\
+             port = {port}\nlisten = [\"unix:{unix}\"]\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let (status, _, stderr) = ProxyCommand::new(PROXY_BIN)
+        .args(["--config", clash.to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    std::os::unix::net::UnixStream::connect(&socket).expect("the first proxy still has it");
+    // Killed, it leaves its socket file behind for the next run to replace.
+    drop(first);
+    assert!(socket.exists());
+
+    let wide = offline(
+        &[
+            "--listen",
+            &listen,
+            "--unix-socket",
+            unix,
+            "--unix-socket-mode",
+            "0770",
+        ],
+        &ca,
+    )
+    .expect_listeners(2)
+    .spawn()
+    .unwrap();
+    assert_eq!(mode(&socket), 0o770);
+    drop(wide);
+}
