@@ -102,6 +102,8 @@ pub struct UpstreamHandshake {
     state: State,
     backend_key: Option<(u32, Bytes)>,
     negotiated: Option<(u32, Vec<String>)>,
+    /// Kept apart from `state`, which a later error turns into `Failed`.
+    authenticated: bool,
 }
 
 impl UpstreamHandshake {
@@ -112,6 +114,7 @@ impl UpstreamHandshake {
             state: State::AwaitingAuth,
             backend_key: None,
             negotiated: None,
+            authenticated: false,
         }
     }
 
@@ -127,9 +130,10 @@ impl UpstreamHandshake {
         self.negotiated.as_ref().map(|(v, o)| (*v, o.as_slice()))
     }
 
-    /// Whether AuthenticationOk has been seen.
+    /// Whether AuthenticationOk has been seen (also after a later error, e.g. 53300 too many
+    /// connections, which PostgreSQL sends after authenticating).
     pub fn is_authenticated(&self) -> bool {
-        matches!(self.state, State::Authenticated | State::Ready)
+        self.authenticated
     }
 
     pub fn is_ready(&self) -> bool {
@@ -174,6 +178,7 @@ impl UpstreamHandshake {
             // pg_hba): the server decides, the proxy relays.
             M::AuthenticationOk if before_auth => {
                 self.state = S::Authenticated;
+                self.authenticated = true;
                 Ok(HandshakeStep::RelayToClient)
             }
             M::AuthenticationMd5Password if before_auth => Err(HandshakeError::Md5Requested),
