@@ -6,20 +6,17 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{connect, proxy_for, PROXY_BIN};
-use standin::{ProxyCommand, StandIn, StandInOptions};
+use common::{connect, proxy_for, standin_with, PROXY_BIN};
+use standin::{ProxyCommand, StandInOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_keep_working_across_credential_rotations() {
     // Session credentials live 12 s, so a 30 s run spans at least two rotations.
-    let s = StandIn::start(StandInOptions {
+    let s = standin_with(StandInOptions {
         session_lifetime: Duration::from_secs(12),
         ..StandInOptions::default()
     })
-    .await
-    .unwrap();
-    s.create_iam_user("iam_user").await.unwrap();
-    s.create_database("appdb", "iam_user").await.unwrap();
+    .await;
     let proxy = proxy_for(&s).spawn().unwrap();
 
     let started = Instant::now();

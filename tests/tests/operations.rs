@@ -13,30 +13,19 @@ use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use admin_client::{get, metric, post, wait_for_status};
-use common::{connect, connect_error, proxy_for, standin, PROXY_BIN};
+use common::{
+    admin_addr, connect, connect_error, proxy_for, standin, standin_with, still_serves,
+    target_name, PROXY_BIN,
+};
 use serde_json::Value;
-use standin::{ProxyCommand, ProxyProcess, StandIn, StandInOptions};
+use standin::{ProxyCommand, StandIn, StandInOptions};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The admin address the proxy logged (it binds `127.0.0.1:0`).
-fn admin_addr(proxy: &mut ProxyProcess) -> SocketAddr {
-    let lines = proxy.wait_for_message("admin listening", 1, WAIT).unwrap();
-    standin::proxy::field(&lines[0], "listen")
-        .and_then(|a| a.parse().ok())
-        .expect("admin listen address in the log")
-}
-
 fn json(line: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-/// The only target's name, from its "target ready" line.
-fn target_name(proxy: &ProxyProcess) -> String {
-    let lines = proxy.log_messages("target ready");
-    json(&lines[0])["target"].as_str().unwrap().to_owned()
 }
 
 /// Receives one datagram, failing after `WAIT`.
@@ -345,26 +334,18 @@ async fn a_second_sigterm_ends_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_while_credentials_are_gone_and_recovers() {
     // Session credentials live 12 s, so they (and the tokens cut to them) lapse quickly.
-    let s = StandIn::start(StandInOptions {
+    let s = standin_with(StandInOptions {
         session_lifetime: Duration::from_secs(12),
         ..StandInOptions::default()
     })
-    .await
-    .unwrap();
-    s.create_iam_user("iam_user").await.unwrap();
-    s.create_database("appdb", "iam_user").await.unwrap();
+    .await;
     let mut proxy = proxy_for(&s)
         .args(["--admin-listen", "127.0.0.1:0"])
         .spawn()
         .unwrap();
     let admin = admin_addr(&mut proxy);
     wait_for_status(admin, "/readiness", 200, WAIT).await;
-    connect(proxy.addr(), "iam_user")
-        .await
-        .unwrap()
-        .simple_query("select 1")
-        .await
-        .unwrap();
+    still_serves(&proxy).await;
 
     let outage = Instant::now();
     s.aws().set_container_failing(true);

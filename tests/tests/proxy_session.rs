@@ -4,9 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, proxy_for, standin};
-use futures_util::{SinkExt, StreamExt};
-use sha2::{Digest, Sha256};
+use common::{connect, copy_out_digest, proxy_for, standin};
+use futures_util::SinkExt;
 use tokio_postgres::NoTls;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,22 +133,11 @@ async fn hundred_megabyte_copy_out_and_in_is_byte_exact() {
     let query = format!("copy (select {ROW_SQL} from generate_series(1, {COPY_ROWS}) i) to stdout");
 
     // COPY out through the proxy and directly (superuser, unix socket): same bytes.
-    async fn digest(client: &tokio_postgres::Client, query: &str) -> (u64, Vec<u8>) {
-        let stream = client.copy_out(query).await.unwrap();
-        let mut stream = std::pin::pin!(stream);
-        let (mut n, mut h) = (0u64, Sha256::new());
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.unwrap();
-            n += chunk.len() as u64;
-            h.update(&chunk);
-        }
-        (n, h.finalize().to_vec())
-    }
     let t0 = Instant::now();
-    let through = digest(&client, &query).await;
+    let through = copy_out_digest(&client, &query).await;
     let through_time = t0.elapsed();
     let t0 = Instant::now();
-    let direct = digest(&s.superuser_client().await.unwrap(), &query).await;
+    let direct = copy_out_digest(&s.superuser_client().await.unwrap(), &query).await;
     eprintln!(
         "copy out: {} bytes through the proxy in {through_time:?}, direct (unix socket) in {:?}",
         through.0,

@@ -17,6 +17,7 @@ const DATABASE: &str = "demo";
 async fn main() -> Result<()> {
     let mut opts = StandInOptions::default();
     let mut env_file: Option<PathBuf> = None;
+    let mut password_users: Vec<(String, String)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -25,10 +26,18 @@ async fn main() -> Result<()> {
             "--host" => opts.host = value()?,
             "--region" => opts.region = value()?,
             "--session-lifetime" => opts.session_lifetime = humantime::parse_duration(&value()?)?,
+            "--max-connections" => opts.max_connections = value()?.parse()?,
+            // A SCRAM user beside the IAM one (bench/: direct and pgbouncer connections).
+            "--password-user" => {
+                let v = value()?;
+                let (name, password) =
+                    v.split_once(':').context("--password-user NAME:PASSWORD")?;
+                password_users.push((name.to_owned(), password.to_owned()));
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: aurora-standin [--print-env FILE] [--host HOST] [--region REGION] \
-                     [--session-lifetime DUR]"
+                     [--session-lifetime DUR] [--max-connections N] [--password-user NAME:PASSWORD]"
                 );
                 return Ok(());
             }
@@ -39,6 +48,9 @@ async fn main() -> Result<()> {
     let standin = StandIn::start(opts).await?;
     standin.create_iam_user(USER).await?;
     standin.create_database(DATABASE, USER).await?;
+    for (name, password) in &password_users {
+        standin.create_password_user(name, password).await?;
+    }
 
     let env = standin.credentials_env();
     let proxy = standin.proxy_args(USER, DATABASE);

@@ -2,17 +2,24 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use standin::{ProxyCommand, StandIn, StandInOptions};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use standin::{ProxyCommand, ProxyProcess, StandIn, StandInOptions};
 use tokio_postgres::{Client, NoTls};
 
 pub const PROXY_BIN: &str = env!("CARGO_BIN_EXE_proxy-under-test");
 
 /// A stand-in with IAM user `iam_user` owning database `appdb`.
 pub async fn standin() -> StandIn {
-    let s = StandIn::start(StandInOptions::default())
-        .await
-        .expect("stand-in starts");
+    standin_with(StandInOptions::default()).await
+}
+
+/// [`standin`] with non-default options (credential lifetime, connection limit, ...).
+pub async fn standin_with(options: StandInOptions) -> StandIn {
+    let s = StandIn::start(options).await.expect("stand-in starts");
     s.create_iam_user("iam_user")
         .await
         .expect("create iam_user");
@@ -59,4 +66,42 @@ pub async fn connect_error(addr: SocketAddr, user: &str) -> (String, String, Opt
             )
         }
     }
+}
+
+/// The admin address the proxy logged (it binds `127.0.0.1:0`).
+pub fn admin_addr(proxy: &mut ProxyProcess) -> SocketAddr {
+    let lines = proxy
+        .wait_for_message("admin listening", 1, Duration::from_secs(30))
+        .unwrap();
+    standin::proxy::field(&lines[0], "listen")
+        .and_then(|a| a.parse().ok())
+        .expect("admin listen address in the log")
+}
+
+/// The only target's name, from its "target ready" line.
+pub fn target_name(proxy: &ProxyProcess) -> String {
+    let lines = proxy.log_messages("target ready");
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    v["target"].as_str().unwrap().to_owned()
+}
+
+/// (bytes, sha256 in hex) of a `COPY ... TO STDOUT`.
+pub async fn copy_out_digest(client: &Client, sql: &str) -> (u64, String) {
+    let stream = client.copy_out(sql).await.unwrap();
+    let mut stream = std::pin::pin!(stream);
+    let (mut n, mut h) = (0u64, Sha256::new());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        n += chunk.len() as u64;
+        h.update(&chunk);
+    }
+    (n, hex::encode(h.finalize()))
+}
+
+/// Connects through the proxy and runs a query: the proxy serves.
+pub async fn still_serves(proxy: &ProxyProcess) {
+    let client = connect(proxy.addr(), "iam_user")
+        .await
+        .expect("the proxy still serves");
+    client.simple_query("select 1").await.unwrap();
 }
