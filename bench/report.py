@@ -241,28 +241,28 @@ with open(out_md, "w") as f:
 
 # --- plot ---
 fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
-ax = axes[0][0]
-if tps_plot:
+
+
+def paired_bars(ax, left, right, target, target_label, title):
+    """Proxy beside pgbouncer for each pgbench point, with the target as a dashed line."""
     xs = range(len(tps_plot))
-    ax.bar([x - 0.2 for x in xs], [r[1] or 0 for r in tps_plot], 0.4, label="proxy / direct")
-    ax.bar([x + 0.2 for x in xs], [r[2] or 0 for r in tps_plot], 0.4, label="pgbouncer / direct")
-    ax.axhline(0.90, color="red", linestyle="--", linewidth=1, label="target 0.90")
-    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.bar([x - 0.2 for x in xs], [r[left[0]] or 0 for r in tps_plot], 0.4, label=left[1])
+    ax.bar([x + 0.2 for x in xs], [r[right[0]] or 0 for r in tps_plot], 0.4, label=right[1])
+    ax.axhline(target, color="red", linestyle="--", linewidth=1, label=target_label)
     ax.set_xticks(list(xs))
     ax.set_xticklabels([r[0] for r in tps_plot])
-    ax.set_title("pgbench -S TPS relative to direct TLS (mode / clients)")
+    ax.set_title(title)
     ax.legend(fontsize=8)
-ax = axes[0][1]
+
+
 if tps_plot:
-    xs = range(len(tps_plot))
-    ax.bar([x - 0.2 for x in xs], [r[3] or 0 for r in tps_plot], 0.4, label="proxy")
-    ax.bar([x + 0.2 for x in xs], [r[4] or 0 for r in tps_plot], 0.4, label="pgbouncer")
-    ax.axhline(25, color="red", linestyle="--", linewidth=1, label="target 25 µs (1 client)")
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels([r[0] for r in tps_plot])
-    ax.set_title("added latency per transaction vs direct, µs")
-    ax.legend(fontsize=8)
+    axes[0][0].axhline(1.0, color="grey", linewidth=0.8)
+    paired_bars(axes[0][0], (1, "proxy / direct"), (2, "pgbouncer / direct"), 0.90, "target 0.90",
+                "pgbench -S TPS relative to direct TLS (mode / clients)")
+    axes[0][1].axhline(0, color="grey", linewidth=0.8)
+    paired_bars(axes[0][1], (3, "proxy"), (4, "pgbouncer"), 25, "target 25 µs (1 client)",
+                "added latency per transaction vs direct, µs")
+
 ax = axes[1][0]
 bars = [(n_, v) for n_, v in copy_plot]
 if cd_ is not None:

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use admin_client::{get, metric, wait_for_status};
 use common::{
-    admin_addr, connect, connect_error, conninfo, proxy_for, standin, standin_with, still_serves,
-    target_name, PROXY_BIN,
+    connect, connect_error, conninfo, proxy_for, spawn_with_admin, standin, standin_with,
+    still_serves, target_name, PROXY_BIN,
 };
 use hardening::{raw_session, read_message, size, vm_rss_kib, wait_for_backend};
 use standin::{ProxyCommand, ProxyProcess, StandInOptions};
@@ -279,11 +279,7 @@ async fn credential_outage_cached_tokens_work_until_they_lapse_then_08004_then_r
         ..StandInOptions::default()
     })
     .await;
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let admin = admin_addr(&mut proxy);
+    let (proxy, admin) = spawn_with_admin(proxy_for(&s));
     let target = target_name(&proxy);
     still_serves(&proxy).await;
 

@@ -20,7 +20,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use admin_client::{get, metric};
-use common::{admin_addr, connect, conninfo, proxy_for, standin_with, still_serves, target_name};
+use common::{
+    connect, conninfo, proxy_for, spawn_with_admin, standin_with, still_serves, target_name,
+};
 use hardening::{median, rss_anon_kib, rss_anon_settles, size, startup_packet, vm_rss_kib};
 use standin::{ProxyProcess, StandIn, StandInOptions};
 use tokio::io::AsyncWriteExt;
@@ -47,8 +49,7 @@ struct Admin {
 }
 
 impl Admin {
-    fn of(proxy: &mut ProxyProcess) -> Self {
-        let addr = admin_addr(proxy);
+    fn new(addr: SocketAddr, proxy: &ProxyProcess) -> Self {
         Admin {
             addr,
             target: target_name(proxy),
@@ -181,11 +182,8 @@ async fn thousands_of_concurrent_sessions_with_queries_have_no_errors_and_no_lea
     let _serial = SERIAL.lock().await;
     let n = size(500, 2000);
     let s = standin_for(n as u32 + 20).await;
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let admin = Admin::of(&mut proxy);
+    let (proxy, admin) = spawn_with_admin(proxy_for(&s));
+    let admin = Admin::new(admin, &proxy);
     let pid = proxy.pid();
     let idle = vm_rss_kib(pid);
     // The starting level: a serving proxy, after its first session (which builds the upstream
@@ -245,11 +243,8 @@ async fn tens_of_thousands_of_sessions_in_a_row_have_no_errors_and_no_leak() {
     let _serial = SERIAL.lock().await;
     let n = size(2_000, 50_000);
     let s = standin_for(100).await;
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let admin = Admin::of(&mut proxy);
+    let (proxy, admin) = spawn_with_admin(proxy_for(&s));
+    let admin = Admin::new(admin, &proxy);
     let pid = proxy.pid();
     let info = conninfo(proxy.addr(), "iam_user", "");
 
@@ -332,12 +327,8 @@ async fn connect_times(addr: SocketAddr, tries: usize) -> Vec<Duration> {
 async fn a_thousand_slow_or_silent_clients_do_not_delay_a_normal_one() {
     let _serial = SERIAL.lock().await;
     let s = standin_for(100).await;
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .args(["--startup-timeout", "300s"])
-        .spawn()
-        .unwrap();
-    let admin = Admin::of(&mut proxy);
+    let (proxy, admin) = spawn_with_admin(proxy_for(&s).args(["--startup-timeout", "300s"]));
+    let admin = Admin::new(admin, &proxy);
     let addr = proxy.addr();
     const TRIES: usize = 21;
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use admin_client::{get, metric, post, wait_for_status};
 use common::{
-    admin_addr, connect, connect_error, proxy_for, standin, standin_with, still_serves,
-    target_name, PROXY_BIN,
+    admin_addr, connect, connect_error, proxy_for, spawn_with_admin, standin, standin_with,
+    still_serves, target_name, PROXY_BIN,
 };
 use serde_json::Value;
 use standin::{ProxyCommand, StandIn, StandInOptions};
@@ -42,12 +42,8 @@ async fn endpoints_and_metrics_after_known_traffic_then_quitquitquit_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .env("NOTIFY_SOCKET", notify_path.display().to_string())
-        .spawn()
-        .unwrap();
-    let admin = admin_addr(&mut proxy);
+    let (mut proxy, admin) =
+        spawn_with_admin(proxy_for(&s).env("NOTIFY_SOCKET", notify_path.display().to_string()));
     let target = target_name(&proxy);
 
     // READY=1 comes once started, and /startup agrees from then on.
@@ -143,12 +139,12 @@ async fn endpoints_and_metrics_after_known_traffic_then_quitquitquit_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_open_transaction_commit_refuses_new_connections_and_exits_143() {
     let s = standin().await;
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .args(["--min-sigterm-delay", "1s", "--max-sigterm-delay", "10s"])
-        .spawn()
-        .unwrap();
-    let admin = admin_addr(&mut proxy);
+    let (mut proxy, admin) = spawn_with_admin(proxy_for(&s).args([
+        "--min-sigterm-delay",
+        "1s",
+        "--max-sigterm-delay",
+        "10s",
+    ]));
     let addr = proxy.addr();
     let client = connect(addr, "iam_user").await.unwrap();
     client
@@ -244,12 +240,11 @@ async fn wait_for_active(admin: SocketAddr, target: &str, n: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_timeout_sends_57p01_before_the_splice_and_exit_zero_on_sigterm() {
     let s = standin().await;
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .args(["--max-sigterm-delay", "2s", "--exit-zero-on-sigterm"])
-        .spawn()
-        .unwrap();
-    let admin = admin_addr(&mut proxy);
+    let (mut proxy, admin) = spawn_with_admin(proxy_for(&s).args([
+        "--max-sigterm-delay",
+        "2s",
+        "--exit-zero-on-sigterm",
+    ]));
     let addr = proxy.addr();
     let spliced = connect(addr, "iam_user").await.unwrap();
     spliced.simple_query("select 1").await.unwrap();
@@ -339,11 +334,7 @@ async fn readiness_fails_while_credentials_are_gone_and_recovers() {
         ..StandInOptions::default()
     })
     .await;
-    let mut proxy = proxy_for(&s)
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let admin = admin_addr(&mut proxy);
+    let (proxy, admin) = spawn_with_admin(proxy_for(&s));
     wait_for_status(admin, "/readiness", 200, WAIT).await;
     still_serves(&proxy).await;
 

@@ -68,6 +68,16 @@ pub async fn connect_error(addr: SocketAddr, user: &str) -> (String, String, Opt
     }
 }
 
+/// Spawns the proxy with its admin listener on a free port; returns it and the admin address.
+pub fn spawn_with_admin(cmd: ProxyCommand) -> (ProxyProcess, SocketAddr) {
+    let mut proxy = cmd
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .spawn()
+        .expect("proxy starts");
+    let admin = admin_addr(&mut proxy);
+    (proxy, admin)
+}
+
 /// The admin address the proxy logged (it binds `127.0.0.1:0`).
 pub fn admin_addr(proxy: &mut ProxyProcess) -> SocketAddr {
     let lines = proxy
