@@ -6,6 +6,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod fake_aws;
+pub mod fake_sts;
 pub mod ldap;
 pub mod proxy;
 mod runtime;
@@ -15,6 +16,7 @@ pub mod tls;
 pub use checker::{sign_for_test, Refusal, TokenChecker, TokenRequest, TokenStats};
 pub use cluster::{ClusterConfig, PgCluster};
 pub use fake_aws::{ContainerEndpoint, Credentials, FakeAws};
+pub use fake_sts::{AssumeRoleCall, StsEndpoint};
 pub use ldap::LdapServer;
 pub use proxy::{ProxyCommand, ProxyProcess};
 pub use standin::{StandIn, StandInOptions, AWS_ENV_TO_REMOVE};

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{connect, proxy_for, standin_with, PROXY_BIN};
-use standin::{ProxyCommand, StandInOptions};
+use standin::{ProxyCommand, StandInOptions, StsEndpoint};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_keep_working_across_credential_rotations() {
@@ -133,4 +133,50 @@ async fn token_subcommand_without_credentials_exits_1_naming_the_sources() {
         assert!(stderr.contains(source), "stderr names {source}: {stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_arn_assumes_the_role_through_sts_and_signs_with_its_credentials() {
+    const ROLE: &str = "arn:aws:iam::123456789012:role/db-access";
+    let s = common::standin().await;
+    // Base credentials from the environment (first in the default chain); the role on top.
+    let base = s.aws().create_access_key();
+    let sts = StsEndpoint::start(s.aws()).unwrap();
+    let proxy = proxy_for(&s)
+        .env("AWS_ACCESS_KEY_ID", base.access_key_id.clone())
+        .env("AWS_SECRET_ACCESS_KEY", base.secret_access_key.clone())
+        .env("AWS_ENDPOINT_URL_STS", sts.url())
+        .args(["--role-arn", ROLE])
+        .spawn()
+        .unwrap();
+
+    for _ in 0..3 {
+        let client = connect(proxy.addr(), "iam_user").await.unwrap();
+        client.simple_query("select 1").await.unwrap();
+    }
+
+    let calls = sts.calls();
+    assert_eq!(calls.len(), 1, "one AssumeRole, then cached: {calls:?}");
+    let call = &calls[0];
+    assert_eq!(call.caller_access_key_id, base.access_key_id);
+    assert_eq!(call.role_arn, ROLE);
+    assert_eq!(call.role_session_name, "rds-iam-proxy");
+    let checks = s.token_checks();
+    assert_eq!(checks.len(), 3);
+    for check in &checks {
+        let verified = check.result.as_ref().expect("token accepted");
+        assert_eq!(
+            verified.access_key_id, call.issued.access_key_id,
+            "signed with the assumed role's session credentials"
+        );
+    }
+    assert_eq!(
+        s.aws().container_calls(),
+        0,
+        "the base came from the environment"
+    );
+    eprintln!(
+        "role_arn: 1 AssumeRole signed by {}, 3 connections, tokens signed by {}",
+        base.access_key_id, call.issued.access_key_id
+    );
 }
