@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::runtime::Background;
+use crate::runtime::{serve_http, Background};
 
 /// Path served by the container endpoint (the one EKS Pod Identity uses).
 pub const CONTAINER_CREDENTIALS_PATH: &str = "/v1/credentials";
@@ -165,20 +165,13 @@ impl FakeAws {
 
     /// Serves the container endpoint on 127.0.0.1:0 until the returned value is dropped.
     pub fn start_container_endpoint(&self) -> std::io::Result<ContainerEndpoint> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let app = axum::Router::new()
             .route(
                 CONTAINER_CREDENTIALS_PATH,
                 axum::routing::get(serve_credentials),
             )
             .with_state(self.clone());
-        let background = Background::new("standin-aws")?;
-        background.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, background) = serve_http("standin-aws", app)?;
         Ok(ContainerEndpoint {
             addr,
             _background: background,

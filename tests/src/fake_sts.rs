@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
 use crate::fake_aws::{Credentials, FakeAws};
-use crate::runtime::Background;
+use crate::runtime::{serve_http, Background};
 
 /// How long assumed-role credentials live (STS's default is one hour).
 const SESSION_LIFETIME: Duration = Duration::from_secs(3600);
@@ -45,9 +45,6 @@ pub struct StsEndpoint {
 impl StsEndpoint {
     /// Serves STS for `aws` on 127.0.0.1:0.
     pub fn start(aws: &FakeAws) -> std::io::Result<StsEndpoint> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let calls = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route("/", axum::routing::post(serve_sts))
@@ -55,11 +52,7 @@ impl StsEndpoint {
                 aws: aws.clone(),
                 calls: calls.clone(),
             });
-        let background = Background::new("standin-sts")?;
-        background.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, background) = serve_http("standin-sts", app)?;
         Ok(StsEndpoint {
             addr,
             calls,

@@ -38,3 +38,20 @@ impl Drop for Background {
         }
     }
 }
+
+/// Serves `app` over HTTP on 127.0.0.1:0 on its own runtime thread, until the returned
+/// [`Background`] is dropped.
+pub(crate) fn serve_http(
+    name: &str,
+    app: axum::Router,
+) -> std::io::Result<(std::net::SocketAddr, Background)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let background = Background::new(name)?;
+    background.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, background))
+}
