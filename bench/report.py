@@ -203,7 +203,7 @@ if med("rss_idle_kib", "proxy") is not None:
         "A fresh proxy process: VmRSS from `/proc/PID/status` once listening with no connection, "
         "then while `bench/idle_conns.py` holds N sessions open through it (each finished its "
         "startup: ReadyForQuery received, so each has a verified TLS session upstream), and "
-        "15 s after they all closed (the allocator returns freed pages on a 10 s decay). Per connection = (RSS at N − RSS idle) / N."
+        "15 s after they all closed (the allocator returns freed pages after about a second, `.cargo/config.toml`). Per connection = (RSS at N − RSS idle) / N."
     )
     w("")
     w("| proxy | idle MiB | sessions | RSS MiB | KiB per idle connection | RSS after close MiB |")

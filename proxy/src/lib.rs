@@ -32,8 +32,8 @@ pub mod warmup;
 
 // Every binary built on this library (the daemon and the copy the end-to-end tests run) uses
 // jemalloc with its background purging thread: memory freed after a burst of connections goes
-// back to the OS within seconds (its 10 s decay), where glibc malloc keeps its high-water mark in
-// per-thread arenas, so RSS falls back to its idle level after a load.
+// back to the OS within seconds (decay time set in `.cargo/config.toml`), where glibc malloc
+// keeps its high-water mark in per-thread arenas.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -9,9 +9,9 @@ mod hardening;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{connect, copy_out_digest, proxy_for, standin};
+use common::{connect, copy_out_digest, direct_session, proxy_for, standin};
 use futures_util::{SinkExt, StreamExt};
-use hardening::{direct_session, size};
+use hardening::size;
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;

@@ -19,7 +19,7 @@ mod hardening;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use admin_client::{get, metric};
+use admin_client::{get, metric, wait_for_active};
 use common::{
     connect, conninfo, proxy_for, spawn_with_admin, standin_with, still_serves, target_name,
 };
@@ -68,15 +68,7 @@ impl Admin {
 
     /// Waits until the proxy counts exactly `n` open client connections.
     async fn wait_active(&self, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let active = self.active().await;
-            if active == n as f64 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{active} active, not {n}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_active(self.addr, &self.target, n, WAIT).await;
     }
 }
 

@@ -8,17 +8,16 @@ mod common;
 mod admin_client;
 
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use admin_client::{get, metric, post, wait_for_status};
+use admin_client::{get, metric, post, wait_for_active, wait_for_status};
 use common::{
-    admin_addr, connect, connect_error, proxy_for, spawn_with_admin, standin, standin_with,
-    still_serves, target_name, PROXY_BIN,
+    admin_addr, connect, connect_error, direct_session, proxy_for, spawn_with_admin, standin,
+    standin_with, still_serves, target_name, PROXY_BIN,
 };
 use serde_json::Value;
-use standin::{ProxyCommand, StandIn, StandInOptions};
+use standin::{ProxyCommand, StandInOptions};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -190,7 +189,7 @@ async fn sigterm_lets_an_open_transaction_commit_refuses_new_connections_and_exi
 
     // The open transaction still commits during the drain.
     client.batch_execute("COMMIT").await.unwrap();
-    let committed: i32 = direct_appdb_session(&s)
+    let committed: i32 = direct_session(&s)
         .await
         .query_one("SELECT v FROM drained", &[])
         .await
@@ -207,36 +206,6 @@ async fn sigterm_lets_an_open_transaction_commit_refuses_new_connections_and_exi
     assert_eq!(exit.code(), Some(143), "{}", proxy.logs().join("\n"));
 }
 
-/// A session on appdb straight to the server (not through the proxy), with a test-signed token.
-async fn direct_appdb_session(s: &StandIn) -> tokio_postgres::Client {
-    let mut config = s.client_config("iam_user", "appdb");
-    config.password(s.sign_token("iam_user"));
-    let (client, conn) = config.connect(s.tls()).await.unwrap();
-    tokio::spawn(conn);
-    client
-}
-
-/// Waits until the proxy counts `n` open client connections (so they were accepted).
-async fn wait_for_active(admin: SocketAddr, target: &str, n: f64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, text) = get(admin, "/metrics").await;
-        if metric(
-            &text,
-            "rds_iam_proxy_connections_active",
-            &[("target", target)],
-        ) == Some(n)
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never {n} active connections:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_timeout_sends_57p01_before_the_splice_and_exit_zero_on_sigterm() {
     let s = standin().await;
@@ -250,7 +219,7 @@ async fn drain_timeout_sends_57p01_before_the_splice_and_exit_zero_on_sigterm() 
     spliced.simple_query("select 1").await.unwrap();
     // A client that connected but has not sent its startup packet yet.
     let mut starting = TcpStream::connect(addr).await.unwrap();
-    wait_for_active(admin, &target_name(&proxy), 2.0).await;
+    wait_for_active(admin, &target_name(&proxy), 2, WAIT).await;
 
     let signalled = Instant::now();
     proxy.signal("TERM").unwrap();
@@ -314,7 +283,7 @@ async fn a_second_sigterm_ends_at_once() {
         .unwrap();
     let admin = admin_addr(&mut proxy);
     let _idle = TcpStream::connect(proxy.addr()).await.unwrap();
-    wait_for_active(admin, &target_name(&proxy), 1.0).await;
+    wait_for_active(admin, &target_name(&proxy), 1, WAIT).await;
     proxy.signal("TERM").unwrap();
     proxy
         .wait_for_message("stopped accepting; draining open connections", 1, WAIT)

@@ -115,3 +115,13 @@ pub async fn still_serves(proxy: &ProxyProcess) {
         .expect("the proxy still serves");
     client.simple_query("select 1").await.unwrap();
 }
+
+/// A session straight to the stand-in (TLS, verified, not through the proxy) with a token the
+/// test signs itself: the reference the proxy's bytes are compared against.
+pub async fn direct_session(s: &StandIn) -> tokio_postgres::Client {
+    let mut config = s.client_config("iam_user", "appdb");
+    config.password(s.sign_token("iam_user"));
+    let (client, conn) = config.connect(s.tls()).await.unwrap();
+    tokio::spawn(conn);
+    client
+}

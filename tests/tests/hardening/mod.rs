@@ -48,17 +48,18 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 
 /// Polls the proxy's anonymous RSS until it is at most `limit_kib`, or has stopped falling (no
 /// new low for 8 s), or a minute has passed; returns the last reading and how long it took. The
-/// allocator hands freed memory back to the OS in steps over its 10 s decay, so RSS falls for a
-/// while after the connections close; no event says when it is done.
+/// allocator hands freed memory back to the OS in steps over its decay time (1 s, set in
+/// `.cargo/config.toml`), so RSS falls for a while after the connections close; no event says
+/// when it is done.
 pub async fn rss_anon_settles(pid: u32, limit_kib: u64) -> (u64, Duration) {
     const QUIET: Duration = Duration::from_secs(8);
     const DEADLINE: Duration = Duration::from_secs(60);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (mut low, mut low_at) = (u64::MAX, started);
     loop {
         let rss = rss_anon_kib(pid);
         if rss < low {
-            (low, low_at) = (rss, std::time::Instant::now());
+            (low, low_at) = (rss, Instant::now());
         }
         if rss <= limit_kib || low_at.elapsed() >= QUIET || started.elapsed() >= DEADLINE {
             return (rss, started.elapsed());
@@ -164,14 +165,4 @@ pub async fn wait_for_backend(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A session straight to the stand-in (TLS, verified, not through the proxy) with a token the
-/// test signs itself: the reference the proxy's bytes are compared against.
-pub async fn direct_session(s: &StandIn) -> tokio_postgres::Client {
-    let mut config = s.client_config("iam_user", "appdb");
-    config.password(s.sign_token("iam_user"));
-    let (client, conn) = config.connect(s.tls()).await.unwrap();
-    tokio::spawn(conn);
-    client
 }

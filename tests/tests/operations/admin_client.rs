@@ -82,3 +82,26 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             all.then(|| value.parse().ok()).flatten()
         })
 }
+
+/// Waits up to `wait` until the proxy counts exactly `n` open client connections for `target`
+/// (so they were accepted, or have all closed); a target with no gauge yet counts as 0.
+pub async fn wait_for_active(admin: SocketAddr, target: &str, n: usize, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let (_, text) = get(admin, "/metrics").await;
+        let active = metric(
+            &text,
+            "rds_iam_proxy_connections_active",
+            &[("target", target)],
+        )
+        .unwrap_or(0.0);
+        if active == n as f64 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{active} active connections, never {n}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
