@@ -1,34 +1,21 @@
 //! rds-iam-proxy: a sidecar that lets clients connect to Aurora/RDS PostgreSQL on localhost
 //! with no password, authenticating upstream with IAM tokens over verified TLS.
+//!
+//! The folders follow a connection's life (see `docs/architecture.md`); imports run one way:
+//! `daemon` → `listen` → `connection` → `upstream` → `targets`, with `admin` and `metrics`
+//! beside them and `commands` (check, policy, token) reusing the same stages.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod app;
-pub mod ca_bundle;
-pub mod cancel;
-pub mod check;
-pub mod cli;
-pub mod client_tls;
-pub mod connection;
-pub mod context;
-pub mod entry;
-pub mod error;
-pub mod lifecycle;
-pub mod listen;
-pub mod logging;
-pub mod metrics;
-pub mod passthrough;
-pub mod policy;
-pub mod rate;
-pub mod reload;
-pub mod route;
-pub mod run;
-pub mod sd_notify;
-pub mod server;
-pub mod tls;
-pub mod token_cmd;
-pub mod upstream;
-pub mod warmup;
+mod admin;
+mod commands;
+mod connection;
+mod daemon;
+mod listen;
+mod metrics;
+mod targets;
+mod upstream;
+
+pub use daemon::main;
 
 // Every binary built on this library (the daemon and the copy the end-to-end tests run) uses
 // jemalloc with its background purging thread: memory freed after a burst of connections goes

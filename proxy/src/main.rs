@@ -1,5 +1,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    rds_iam_proxy::entry::main()
+    rds_iam_proxy::main()
 }

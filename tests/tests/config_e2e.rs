@@ -433,3 +433,38 @@ fn unix_sockets_are_private_by_default_stale_ones_replaced_live_ones_refused() {
     assert_eq!(mode(&socket), 0o770);
     drop(wide);
 }
+
+// SIGHUP kept an unchanged target's rustls config, so a CA bundle rotated in place (same path,
+// new certificates) only applied after a restart, while client TLS files were re-read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_ca_bundle_rotated_in_place() {
+    let s = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("bundle.pem");
+    std::fs::copy(s.write_wrong_ca_file().unwrap(), &ca).unwrap();
+    let port = free_port().unwrap();
+    let toml = target_toml(&s, "rotating", &[tcp(port)], "database = \"appdb\"")
+        .replace(&s.ca_file().display().to_string(), &ca.display().to_string());
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut proxy = spawn_with_config(&s, &path, 1);
+
+    let refused = connect(port, "iam_user", "").await.err().expect("wrong CA refused");
+    let code = refused.as_db_error().map(|e| e.code().code().to_owned());
+    assert_eq!(code.as_deref(), Some("08001"), "{refused}");
+
+    std::fs::copy(s.ca_file(), &ca).unwrap();
+    proxy.signal("HUP").unwrap();
+    let reloaded = proxy
+        .wait_for_message("configuration reloaded", 1, RELOAD_TIMEOUT)
+        .unwrap();
+    assert_eq!(
+        standin::proxy::field(&reloaded[0], "changed_targets").as_deref(),
+        Some("rotating"),
+        "{reloaded:?}"
+    );
+    let client = connect(port, "iam_user", "")
+        .await
+        .expect("the rotated CA bundle verifies the server after SIGHUP");
+    assert_eq!(one(&client, "SELECT current_user::text").await, "iam_user");
+}

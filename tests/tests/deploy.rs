@@ -418,3 +418,23 @@ fn shell_scripts_pass_shellcheck() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// The README showed `scripts/setup && scripts/test`: two commands for a newcomer to run.
+#[test]
+fn readme_runs_the_tests_with_one_command_that_does_its_own_setup() {
+    let readme = read("README.md");
+    let after = readme
+        .split_once("Run the tests")
+        .expect("README has a 'Run the tests' paragraph")
+        .1;
+    let block = after
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a sh block follows")
+        .0;
+    assert_eq!(block.trim(), "scripts/test", "{block}");
+    let script = read("scripts/test");
+    let setup = script.find("scripts/setup").expect("scripts/test runs scripts/setup");
+    let cargo = script.find("cargo test").expect("scripts/test runs cargo test");
+    assert!(setup < cargo, "setup runs before the tests:\n{script}");
+}

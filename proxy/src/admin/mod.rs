@@ -1,6 +1,7 @@
 //! The admin HTTP endpoint (`--admin-listen`): `/startup`, `/liveness`, `/readiness`,
 //! `/metrics` and `POST /quitquitquit`.
 
+mod lifecycle;
 mod probes;
 
 use std::net::SocketAddr;
@@ -15,22 +16,22 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use probes::{liveness, readiness, startup, Verdict};
+pub(crate) use lifecycle::{Lifecycle, StopReason};
+use probes::{liveness, readiness, startup, Verdict};
 
-use crate::lifecycle::{Lifecycle, StopReason};
 use crate::listen::ListenError;
 use crate::metrics::Metrics;
 
 /// What the endpoints read.
 #[derive(Debug, Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: Metrics,
 }
 
 /// The admin listener, bound at start-up so a taken port fails the start.
 #[derive(Debug)]
-pub struct AdminServer {
+pub(crate) struct AdminServer {
     listener: TcpListener,
     addr: SocketAddr,
 }
@@ -49,10 +50,6 @@ impl AdminServer {
         Ok(AdminServer { listener, addr })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// Serves until `stop` fires; requests in flight then finish (a `/quitquitquit` reply
     /// must reach its caller before the process exits).
     pub fn spawn(self, state: AdminState, stop: CancellationToken) -> JoinHandle<()> {
@@ -69,7 +66,7 @@ impl AdminServer {
     }
 }
 
-pub fn router(state: AdminState) -> Router {
+fn router(state: AdminState) -> Router {
     Router::new()
         .route("/startup", get(get_startup))
         .route("/liveness", get(get_liveness))

@@ -1,12 +1,12 @@
 //! What `/startup`, `/liveness` and `/readiness` answer, as plain functions of the process
 //! state so they can be checked without HTTP.
 
-use crate::lifecycle::Lifecycle;
+use super::lifecycle::Lifecycle;
 use crate::metrics::SignerWatch;
 
 /// A probe's verdict and a one-line explanation for whoever reads it with curl.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(super) struct Verdict {
     pub ok: bool,
     pub detail: String,
 }
@@ -29,7 +29,7 @@ impl Verdict {
 
 /// Started: listeners bound, AWS credentials loaded for every target, and a token minted for
 /// every target with a forced user (targets whose clients name the user cannot have one yet).
-pub fn startup(lifecycle: &Lifecycle) -> Verdict {
+pub(super) fn startup(lifecycle: &Lifecycle) -> Verdict {
     if lifecycle.started() {
         Verdict::ok("started")
     } else {
@@ -40,13 +40,13 @@ pub fn startup(lifecycle: &Lifecycle) -> Verdict {
 }
 
 /// Alive while the process can answer at all.
-pub fn liveness() -> Verdict {
+pub(super) fn liveness() -> Verdict {
     Verdict::ok("alive")
 }
 
 /// Ready while the listeners accept and every target's signer holds a valid token or
 /// unexpired credentials.
-pub fn readiness(lifecycle: &Lifecycle, signers: &SignerWatch) -> Verdict {
+pub(super) fn readiness(lifecycle: &Lifecycle, signers: &SignerWatch) -> Verdict {
     if !lifecycle.accepting() {
         return Verdict::failing(if lifecycle.stop_requested().is_some() {
             "shutting down: no longer accepting connections"
@@ -79,7 +79,7 @@ pub fn readiness(lifecycle: &Lifecycle, signers: &SignerWatch) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::StopReason;
+    use super::super::lifecycle::StopReason;
 
     #[test]
     fn readiness_follows_accepting_and_the_stop() {

@@ -7,18 +7,20 @@ use rds_iam_protocol::scram::{
     ScramServer, ScramStep, SERVER_NONCE_RANDOM_LEN,
 };
 use rds_iam_protocol::Decoded;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::error::ClientError;
-use crate::tls::crypto_provider;
+use super::bounds::StartupBounds;
+use super::error::ClientError;
+use crate::targets::crypto_provider;
 
 /// Runs the exchange on `stream`. `buffered` holds bytes the client sent after its
 /// StartupMessage; what is left after the exchange is returned for the upstream.
-pub async fn authenticate<S>(
+pub(crate) async fn authenticate<S>(
     stream: &mut S,
     secret: &ScramSecret,
     user: &str,
     mut buffered: BytesMut,
+    bounds: &StartupBounds<'_>,
 ) -> Result<BytesMut, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -42,11 +44,7 @@ where
                     buffered.advance(consumed);
                     break value;
                 }
-                Decoded::Incomplete => {
-                    if stream.read_buf(&mut buffered).await? == 0 {
-                        return Err(ClientError::ClientGone);
-                    }
-                }
+                Decoded::Incomplete => bounds.read(stream, &mut buffered).await?,
             }
         };
         let step = server

@@ -1,91 +1,137 @@
-//! Client startup phase: one loop over what a client sends first, answering SSL/GSS requests,
-//! until it sends a StartupMessage or a CancelRequest.
+//! The client's startup phase: one loop over what a client sends first. It answers SSLRequest
+//! and GSSENCRequest, takes the connection into local TLS inside the loop (after answering `S`,
+//! or at once for direct TLS), and ends with the client's StartupMessage or CancelRequest.
+//! Failures are answered here, on the stream the loop owns, while the protocol allows it.
 
 use bytes::{Buf, BytesMut};
 use rds_iam_protocol::{
     decode_frontend_startup, encode_ssl_response, CancelRequest, Decoded, FrontendStartup,
-    StartupMessage,
+    ProtocolError, StartupMessage,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use tokio_rustls::TlsAcceptor;
 
-use crate::error::ClientError;
+use super::bounds::StartupBounds;
+use super::error::ClientError;
+use super::prefixed::Prefixed;
+use super::reply::refuse;
+use super::stream::{ClientIo, ClientStream};
+use crate::listen::ALPN_POSTGRESQL;
 
 /// What the client wants.
-#[derive(Debug)]
-pub enum ClientStart {
-    /// A session: the startup message, and any bytes the client sent after it.
+pub(crate) enum Handshake<S> {
+    /// A session: the stream (plain or TLS), its StartupMessage, and any bytes it sent after.
     Startup {
+        stream: ClientStream<S>,
         message: StartupMessage,
         leftover: BytesMut,
     },
     Cancel(CancelRequest),
-    /// The client asked for TLS (we answered `S`) and must now handshake.
-    Tls,
-    /// The client opened with a TLS ClientHello (direct TLS); the bytes read so far must be
-    /// replayed into the TLS acceptor.
-    DirectTls {
-        read: BytesMut,
-    },
 }
 
-/// Runs the startup loop. `offer_tls` is whether local TLS is configured and not yet in use.
-/// Reads are bounded by the decoder's limits; the caller bounds the time.
-pub async fn read_client_start<S>(
-    stream: &mut S,
-    offer_tls: bool,
-) -> Result<ClientStart, ClientError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+/// Runs the startup loop on an accepted socket. `tls` is local TLS, when configured.
+pub(crate) async fn handshake<S: ClientIo>(
+    socket: S,
+    tls: Option<&TlsAcceptor>,
+    bounds: &StartupBounds<'_>,
+) -> Result<Handshake<S>, ClientError> {
+    let mut stream = ClientStream::Plain(socket);
     let mut buf = BytesMut::with_capacity(512);
     loop {
-        let (request, consumed) = match decode_frontend_startup(&buf)? {
-            Decoded::Complete { value, consumed } => (value, consumed),
-            Decoded::Incomplete => {
-                if stream.read_buf(&mut buf).await? == 0 {
-                    return Err(ClientError::ClientGone);
-                }
-                continue;
+        let request = match decode_frontend_startup(&buf) {
+            Ok(Decoded::Complete { value, consumed }) => {
+                buf.advance(consumed);
+                value
             }
+            Ok(Decoded::Incomplete) => match bounds.read(&mut stream, &mut buf).await {
+                Ok(()) => continue,
+                Err(e) => return fail(stream, e).await,
+            },
+            Err(e) => return fail(stream, e.into()).await,
         };
-        buf.advance(consumed);
-        match request {
+        // Offered once, and only on the plain socket.
+        let offer = tls.filter(|_| !stream.is_tls());
+        stream = match request {
             FrontendStartup::SslRequest => {
                 // Bytes pipelined after SSLRequest would be read as if inside TLS
                 // (CVE-2021-23222): refuse them.
-                if offer_tls && !buf.is_empty() {
-                    return Err(ClientError::Protocol(
-                        rds_iam_protocol::ProtocolError::MalformedStartup(
-                            "data received after SSLRequest before the TLS handshake".into(),
-                        ),
-                    ));
+                if offer.is_some() && !buf.is_empty() {
+                    let e = ProtocolError::MalformedStartup(
+                        "data received after SSLRequest before the TLS handshake".into(),
+                    );
+                    return fail(stream, e.into()).await;
                 }
-                reply_byte(stream, offer_tls).await?;
-                if offer_tls {
-                    return Ok(ClientStart::Tls);
+                if let Err(e) = reply_byte(&mut stream, offer.is_some()).await {
+                    return fail(stream, e).await;
+                }
+                match offer {
+                    Some(acceptor) => upgrade(stream, acceptor, BytesMut::new(), bounds).await?,
+                    None => stream,
                 }
             }
             // GSSAPI encryption is never offered; the client falls back to its next option.
-            FrontendStartup::GssEncRequest => reply_byte(stream, false).await?,
-            FrontendStartup::Cancel(request) => return Ok(ClientStart::Cancel(request)),
+            FrontendStartup::GssEncRequest => match reply_byte(&mut stream, false).await {
+                Ok(()) => stream,
+                Err(e) => return fail(stream, e).await,
+            },
+            FrontendStartup::Cancel(request) => return Ok(Handshake::Cancel(request)),
             FrontendStartup::Startup(message) => {
-                return Ok(ClientStart::Startup {
+                return Ok(Handshake::Startup {
+                    stream,
                     message,
                     leftover: buf,
                 })
             }
             FrontendStartup::DirectTls => {
-                if !offer_tls {
+                let Some(acceptor) = offer else {
                     return Err(ClientError::DirectTlsRefused);
+                };
+                let stream = upgrade(stream, acceptor, std::mem::take(&mut buf), bounds).await?;
+                // PostgreSQL 17 refuses direct TLS without ALPN, so a client cannot be talked
+                // into sending its startup to a TLS endpoint meant for another protocol.
+                if alpn(&stream) != Some(ALPN_POSTGRESQL) {
+                    return fail(stream, ClientError::DirectTlsNoAlpn).await;
                 }
-                return Ok(ClientStart::DirectTls { read: buf });
+                stream
             }
-        }
+        };
     }
 }
 
-async fn reply_byte<S: AsyncWrite + Unpin>(
-    stream: &mut S,
+/// The TLS handshake on the plain socket; `replay` holds ClientHello bytes already read.
+async fn upgrade<S: ClientIo>(
+    stream: ClientStream<S>,
+    acceptor: &TlsAcceptor,
+    replay: BytesMut,
+    bounds: &StartupBounds<'_>,
+) -> Result<ClientStream<S>, ClientError> {
+    let ClientStream::Plain(socket) = stream else {
+        // Never offered inside TLS (see `offer`).
+        return Err(ClientError::DirectTlsRefused);
+    };
+    let accept = async {
+        acceptor
+            .accept(Prefixed::new(replay, socket))
+            .await
+            .map_err(ClientError::ClientTls)
+    };
+    Ok(ClientStream::Tls(Box::new(bounds.within(accept).await?)))
+}
+
+fn alpn<S>(stream: &ClientStream<S>) -> Option<&[u8]> {
+    match stream {
+        ClientStream::Tls(tls) => tls.get_ref().1.alpn_protocol(),
+        ClientStream::Plain(_) => None,
+    }
+}
+
+async fn fail<S: ClientIo, T>(mut stream: ClientStream<S>, e: ClientError) -> Result<T, ClientError> {
+    refuse(&mut stream, &e).await;
+    Err(e)
+}
+
+async fn reply_byte<S: ClientIo>(
+    stream: &mut ClientStream<S>,
     accept: bool,
 ) -> Result<(), ClientError> {
     let mut out = BytesMut::with_capacity(1);

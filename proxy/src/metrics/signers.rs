@@ -11,35 +11,27 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use rds_iam_signer::{Signer, SignerStatus};
 
-/// A target as the scrape and readiness see it: which tokens are its own, and its signer.
-#[derive(Debug, Clone)]
-pub struct WatchedTarget {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub region: String,
-    pub signer: Signer,
-}
+use crate::targets::{group_by_signer, TargetContext};
 
 /// One signer's status and the targets that share it.
 #[derive(Debug, Clone)]
-pub struct SignerReport {
+pub(crate) struct SignerReport {
     pub targets: Vec<String>,
     pub status: SignerStatus,
 }
 
 /// The targets being served; replaced as a whole at start-up (and on reload).
 #[derive(Debug, Clone, Default)]
-pub struct SignerWatch {
-    targets: Arc<RwLock<Vec<WatchedTarget>>>,
+pub(crate) struct SignerWatch {
+    targets: Arc<RwLock<Vec<Arc<TargetContext>>>>,
 }
 
 impl SignerWatch {
-    pub fn set(&self, targets: Vec<WatchedTarget>) {
+    pub fn set(&self, targets: Vec<Arc<TargetContext>>) {
         *self.targets.write().unwrap_or_else(PoisonError::into_inner) = targets;
     }
 
-    pub fn targets(&self) -> Vec<WatchedTarget> {
+    fn targets(&self) -> Vec<Arc<TargetContext>> {
         self.targets
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -48,14 +40,9 @@ impl SignerWatch {
 
     /// Every distinct signer once (targets may share one), with its current status.
     pub fn reports(&self) -> Vec<SignerReport> {
-        let mut seen: Vec<(Signer, Vec<String>)> = Vec::new();
-        for t in self.targets() {
-            match seen.iter_mut().find(|(s, _)| s.same_as(&t.signer)) {
-                Some((_, names)) => names.push(t.name),
-                None => seen.push((t.signer, vec![t.name])),
-            }
-        }
-        seen.into_iter()
+        let targets = self.targets();
+        group_by_signer(targets.iter().map(|t| (t.signer.clone(), t.name.clone())))
+            .into_iter()
             .map(|(signer, targets)| SignerReport {
                 targets,
                 status: signer.status(),
@@ -76,12 +63,14 @@ impl Collector for SignerWatch {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let now = SystemTime::now();
         let targets = self.targets();
-        let mut statuses: Vec<(Signer, SignerStatus)> = Vec::new();
-        for t in &targets {
-            if !statuses.iter().any(|(s, _)| s.same_as(&t.signer)) {
-                statuses.push((t.signer.clone(), t.signer.status()));
-            }
-        }
+        let statuses: Vec<(Signer, SignerStatus)> =
+            group_by_signer(targets.iter().map(|t| (t.signer.clone(), ())))
+                .into_iter()
+                .map(|(signer, _)| {
+                    let status = signer.status();
+                    (signer, status)
+                })
+                .collect();
         let status_of = |signer: &Signer| {
             statuses
                 .iter()

@@ -6,7 +6,7 @@ use super::UpstreamError;
 
 /// Reads one backend message, returning it with its raw frame (for relaying unchanged).
 /// The decoder bounds each frame's length before its body is awaited.
-pub async fn read_backend<S: AsyncRead + Unpin>(
+pub(crate) async fn read_backend<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
 ) -> Result<(BackendMessage, Bytes), UpstreamError> {

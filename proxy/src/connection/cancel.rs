@@ -1,0 +1,128 @@
+//! CancelRequest routing. A cancel key (pid, secret) is the server's own, relayed unchanged to
+//! the client, so it is routed to the exact server address of that session: a cluster endpoint
+//! may resolve elsewhere by the time the cancel arrives.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rds_iam_protocol::CancelRequest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::outcome::Outcome;
+use crate::targets::{ServerTrust, TargetContext};
+use crate::upstream::{start_tls, UpstreamError};
+
+type Key = (u32, Bytes);
+
+#[derive(Debug, Default)]
+pub(crate) struct CancelMap {
+    sessions: Mutex<HashMap<Key, CancelRoute>>,
+}
+
+/// Where a cancel key's session lives, and how to reach it (the same TLS trust as the session).
+#[derive(Debug, Clone)]
+struct CancelRoute {
+    addr: SocketAddr,
+    trust: Arc<ServerTrust>,
+    timeout: Duration,
+}
+
+/// Removes its session's key from the map when the session ends.
+#[derive(Debug)]
+pub(crate) struct CancelGuard {
+    map: Arc<CancelMap>,
+    key: Key,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        self.map.lock().remove(&self.key);
+    }
+}
+
+impl CancelMap {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, CancelRoute>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the session of `target` at `addr` under its cancel key until the guard drops.
+    pub fn register(
+        self: &Arc<Self>,
+        key: (u32, Bytes),
+        addr: SocketAddr,
+        target: &TargetContext,
+    ) -> CancelGuard {
+        let route = CancelRoute {
+            addr,
+            trust: target.tls.clone(),
+            timeout: target.connect_timeout,
+        };
+        self.lock().insert(key.clone(), route);
+        CancelGuard {
+            map: self.clone(),
+            key,
+        }
+    }
+
+    /// Forwards `request` and logs what became of it; a CancelRequest never gets a reply.
+    pub async fn handle(&self, request: &CancelRequest) -> Outcome {
+        match self.forward(request).await {
+            Ok(true) => tracing::info!(pid = request.pid, "cancel request forwarded"),
+            Ok(false) => tracing::info!(
+                pid = request.pid,
+                "cancel request for an unknown session ignored"
+            ),
+            Err(e) => {
+                tracing::warn!(pid = request.pid, error = %e, "cancel request could not be forwarded")
+            }
+        }
+        Outcome::Cancel
+    }
+
+    /// Forwards a CancelRequest over TLS to the server of the session it names. Unknown keys
+    /// are dropped silently, as PostgreSQL does: a CancelRequest never gets a reply.
+    async fn forward(&self, request: &CancelRequest) -> Result<bool, UpstreamError> {
+        let route = self
+            .lock()
+            .get(&(request.pid, request.secret.clone()))
+            .cloned();
+        let Some(route) = route else {
+            return Ok(false);
+        };
+        let timeout = route.timeout;
+        tokio::time::timeout(timeout, send_cancel(&route, request))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(timeout)))?;
+        Ok(true)
+    }
+}
+
+async fn send_cancel(route: &CancelRoute, request: &CancelRequest) -> Result<(), UpstreamError> {
+    let tcp = TcpStream::connect(route.addr)
+        .await
+        .map_err(|source| UpstreamError::Connect {
+            addr: route.addr,
+            source,
+        })?;
+    tcp.set_nodelay(true)?;
+    let mut tls = start_tls(tcp, route.addr, &route.trust).await?;
+    let mut out = BytesMut::with_capacity(16 + request.secret.len());
+    request.encode(&mut out);
+    tls.write_all(&out).await?;
+    tls.flush().await?;
+    // The server acts on the request and closes; wait for that so the cancel has landed
+    // before we report it forwarded.
+    // Servers close without close_notify, which rustls reports as an error: either way the
+    // request was delivered.
+    let mut sink = [0u8; 64];
+    while let Ok(n) = tls.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(())
+}

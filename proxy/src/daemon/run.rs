@@ -1,0 +1,198 @@
+//! The default command: start the proxy, serve until SIGTERM, SIGINT or `POST /quitquitquit`,
+//! then stop in order: keep accepting for the min delay, close the listeners, drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rds_iam_config::{RunArgs, Settings};
+use tokio_util::sync::CancellationToken;
+
+use super::environment::Environment;
+use super::reload::Reloader;
+use super::sd_notify::{self, NotifySocket};
+use super::signals::Signals;
+use super::warmup::warm_up;
+use crate::admin::{AdminServer, AdminState, Lifecycle, StopReason};
+use crate::connection::Shared;
+use crate::listen::{bind_addr, ClientPolicy, ClientPolicyError, ListenError, Listeners, Route};
+use crate::metrics::Metrics;
+use crate::targets::{TargetBuilder, TargetContext, TargetError};
+
+/// How long the admin endpoint gets to finish in-flight replies once the drain is over.
+const ADMIN_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Why the proxy could not start. Settings problems exit 2, the rest 1.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartupError {
+    #[error(transparent)]
+    Config(#[from] rds_iam_config::ConfigError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    ClientPolicy(#[from] ClientPolicyError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+}
+
+impl StartupError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::ClientPolicy(ClientPolicyError::Tls(_)) => 2,
+            Self::Target(e) => e.exit_code(),
+            Self::ClientPolicy(ClientPolicyError::Random) | Self::Listen(_) => 1,
+        }
+    }
+}
+
+/// What the running proxy is made of, handed from start-up to the reloader.
+pub(super) struct Running {
+    pub args: RunArgs,
+    pub env: Environment,
+    pub settings: Settings,
+    pub builder: TargetBuilder,
+    pub client: Arc<ClientPolicy>,
+    /// In the settings' order.
+    pub targets: Vec<Arc<TargetContext>>,
+    pub shared: Arc<Shared>,
+}
+
+/// Runs the proxy with resolved settings; returns the process exit code.
+pub(crate) async fn serve(
+    settings: Settings,
+    args: RunArgs,
+    env: Environment,
+) -> Result<u8, StartupError> {
+    let lifecycle = Arc::new(Lifecycle::default());
+    let mut signals = Signals::register();
+    let hangup = signals.as_mut().and_then(|s| s.hangup.take());
+    if let Some(signals) = signals {
+        tokio::spawn(signals.watch_stops(lifecycle.clone(), settings.exit_zero_on_sigterm));
+    }
+    let metrics = Metrics::new();
+    let shared = Arc::new(Shared::new(&settings, metrics.clone()));
+    let listeners = Listeners::start(shared.clone());
+    let running = start(&settings, args, env.clone(), shared.clone(), &listeners).await?;
+    let targets = running.targets.clone();
+    metrics.signers.set(targets.clone());
+    let builder = running.builder.clone();
+    let reloader = Reloader::start(running, listeners.control(), hangup);
+    let admin_stop = CancellationToken::new();
+    let admin = match settings.admin_listen {
+        Some(addr) => Some(AdminServer::bind(addr).await?.spawn(
+            AdminState {
+                lifecycle: lifecycle.clone(),
+                metrics: metrics.clone(),
+            },
+            admin_stop.clone(),
+        )),
+        None => None,
+    };
+    lifecycle.set_accepting(true);
+    let notify = env.notify_socket();
+    tokio::spawn(report_started(targets, lifecycle.clone(), notify.clone()));
+
+    let reason = lifecycle.stopped().await;
+    sd_notify::notify(notify.as_ref(), "STOPPING=1");
+    let (min_delay, max_delay) = (settings.min_sigterm_delay, settings.max_sigterm_delay);
+    tracing::info!(
+        ?reason,
+        min_delay = %humantime::format_duration(min_delay),
+        max_delay = %humantime::format_duration(max_delay),
+        "shutdown requested; still accepting for the min delay"
+    );
+    tokio::time::sleep(min_delay).await;
+    lifecycle.set_accepting(false);
+    reloader.stop().await;
+    // Closes every listener, including those a reload added.
+    listeners.stop().await;
+    let closed_by_force = drain(&shared, max_delay).await;
+    let reason = lifecycle.stop_requested().unwrap_or(StopReason::Terminate);
+    let code = reason.exit_code(settings.exit_zero_on_sigterm);
+    tracing::info!(closed_by_force, exit_code = code, "stopped");
+    admin_stop.cancel();
+    if let Some(admin) = admin {
+        let _ = tokio::time::timeout(ADMIN_STOP_GRACE, admin).await;
+    }
+    builder.signers().shutdown();
+    Ok(code)
+}
+
+/// Builds every target and binds every listen address, then hands the listeners to their
+/// owner. Nothing accepts until all are bound, so a failure leaves no socket behind.
+async fn start(
+    settings: &Settings,
+    args: RunArgs,
+    env: Environment,
+    shared: Arc<Shared>,
+    listeners: &Listeners,
+) -> Result<Running, StartupError> {
+    let builder = TargetBuilder::new(env.home());
+    let client = Arc::new(ClientPolicy::build(settings, None)?);
+    let mut targets = Vec::new();
+    let mut bound = Vec::new();
+    for target in &settings.targets {
+        let context = Arc::new(builder.build(target, settings).await?);
+        tracing::info!(
+            target = %context.name,
+            host = %context.host,
+            port = context.port,
+            region = %context.region,
+            dial = %format!("{}:{}", context.dial.0, context.dial.1),
+            "target ready"
+        );
+        for addr in &target.listen {
+            let listener = bind_addr(addr, settings.unix_socket_mode).await?;
+            let route = Arc::new(Route {
+                target: context.clone(),
+                client: client.clone(),
+            });
+            bound.push((addr.clone(), listener, route));
+        }
+        targets.push(context);
+    }
+    let control = listeners.control();
+    for (addr, listener, route) in bound {
+        control.add(addr, listener, route);
+    }
+    Ok(Running {
+        args,
+        env,
+        settings: settings.clone(),
+        builder,
+        client,
+        targets,
+        shared,
+    })
+}
+
+/// Lets open connections finish for up to `limit`, then closes the rest; returns how many
+/// were closed by force.
+async fn drain(shared: &Shared, limit: Duration) -> usize {
+    tracing::info!(drain = %humantime::format_duration(limit), "stopped accepting; draining open connections");
+    shared.tracker.close();
+    if tokio::time::timeout(limit, shared.tracker.wait())
+        .await
+        .is_ok()
+    {
+        return 0;
+    }
+    let open = shared.tracker.len();
+    tracing::warn!(open, "drain time is up; closing the remaining connections");
+    shared.close_all.cancel();
+    shared.tracker.wait().await;
+    open
+}
+
+/// Waits for the start-up work, then tells `/startup` and systemd.
+async fn report_started(
+    targets: Vec<Arc<TargetContext>>,
+    lifecycle: Arc<Lifecycle>,
+    notify: Option<NotifySocket>,
+) {
+    warm_up(&targets).await;
+    lifecycle.set_started();
+    if lifecycle.stop_requested().is_none() {
+        sd_notify::notify(notify.as_ref(), "READY=1");
+    }
+    tracing::info!("started: listening, with AWS credentials");
+}

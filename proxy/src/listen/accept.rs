@@ -1,0 +1,71 @@
+//! One listener's accept loop: each accepted socket gets the route current at that moment, a
+//! connection slot if one is free, and its own task in the connection tracker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::route::RouteHandle;
+use super::socket::Listener;
+use crate::connection::{serve, Shared};
+
+/// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts on `listener` until `stop` fires, then closes it.
+pub(super) async fn accept_loop(
+    listener: Listener,
+    route: RouteHandle,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    tracing::info!(target = %route.current().target.name, listen = %listener.describe(), "listening");
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = accept(&listener) => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        let admission = shared.admit();
+        let (route, task_shared) = (route.current(), shared.clone());
+        match stream {
+            Accepted::Tcp(s) => shared
+                .tracker
+                .spawn(serve(s, peer, route, task_shared, admission)),
+            Accepted::Unix(s) => shared
+                .tracker
+                .spawn(serve(s, peer, route, task_shared, admission)),
+        };
+    }
+    // Logged once the socket is closed, so whoever waits for it may rely on that.
+    let listen = listener.describe();
+    drop(listener);
+    tracing::info!(target = %route.current().target.name, listen = %listen, "stopped listening");
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<(Accepted, String)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            s.set_nodelay(true)?;
+            Ok((Accepted::Tcp(s), peer.to_string()))
+        }
+        Listener::Unix(u) => {
+            let (s, _) = u.listener.accept().await?;
+            Ok((Accepted::Unix(s), format!("unix:{}", u.path.display())))
+        }
+    }
+}
