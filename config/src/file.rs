@@ -1,5 +1,5 @@
 //! The config file and `RDS_IAM_PROXY_*` variables, layered by the `config` crate into one
-//! untyped [`RawSettings`]. This struct is the schema: every key and its default is here.
+//! untyped [`RawSettings`], whose keys come from the table in `schema.rs`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,71 +7,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{ConfigError, Origin};
+use crate::schema::{env_var, top_level_keys, RawSettings};
 use crate::value::Val;
 
 /// Prefix of every environment variable this program reads.
 pub const ENV_PREFIX: &str = "RDS_IAM_PROXY_";
-
-/// Top-level keys of the config file; each also has a flag `--KEY` (with `-` for `_`) and a
-/// variable `RDS_IAM_PROXY_<KEY>` unless noted. Values are untyped here and parsed on
-/// resolution so that errors can name the key, value and origin.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSettings {
-    /// Where the first target listens; each further target without its own `listen` gets the
-    /// next port. Default `127.0.0.1:5432`.
-    pub listen: Option<Val>,
-    /// Directory for an extra unix socket `DIR/.s.PGSQL.<port>` per target. Default none.
-    pub unix_socket: Option<Val>,
-    /// Signing region for targets that set none. Default: parsed from the host by the proxy.
-    pub region: Option<Val>,
-    /// Upstream user forced for targets that set none. Default: the user the client sends.
-    pub user: Option<Val>,
-    /// `HOST:PORT` dialled instead of the target host; only with a single target. Default none.
-    pub connect_to: Option<Val>,
-    /// CA bundle path or `auto` for targets that set none. Default `auto`.
-    pub ca_file: Option<Val>,
-    /// Admin HTTP address. Default off.
-    pub admin_listen: Option<Val>,
-    /// Client connection limit; `0` is no limit. Default `0`.
-    pub max_connections: Option<Val>,
-    /// New upstream connections per second per target. Default `150`.
-    pub max_connect_rate: Option<Val>,
-    /// DNS + TCP + TLS + auth to upstream. Default `30s`.
-    pub connect_timeout: Option<Val>,
-    /// Time a client has to finish its startup packet. Default `10s`.
-    pub startup_timeout: Option<Val>,
-    /// Keep accepting this long after SIGTERM. Default `0s`.
-    pub min_sigterm_delay: Option<Val>,
-    /// Then drain open connections for up to this long. Default `30s`.
-    pub max_sigterm_delay: Option<Val>,
-    /// Exit 0 rather than 143 on SIGTERM. Default `false`.
-    pub exit_zero_on_sigterm: Option<Val>,
-    /// Role assumed for targets that set none. Default none.
-    pub role_arn: Option<Val>,
-    /// AWS profile for targets that set none. Default none.
-    pub profile: Option<Val>,
-    /// `text` or `json`. Default `text`.
-    pub log_format: Option<Val>,
-    /// `RUST_LOG`-style filter. Default `info`.
-    pub log_level: Option<Val>,
-    /// Allow non-loopback `listen` addresses (needs client TLS and `client_password`).
-    /// Default `false`.
-    pub allow_remote: Option<Val>,
-    /// `off` or `self-signed`; use `client_tls_cert`/`client_tls_key` for real files.
-    /// Default `off`.
-    pub client_tls: Option<Val>,
-    /// PEM certificate chain for local TLS. Default none.
-    pub client_tls_cert: Option<Val>,
-    /// PEM private key for local TLS. Default none.
-    pub client_tls_key: Option<Val>,
-    /// Password clients must send; no flag, so it never shows in `ps`. Default none.
-    pub client_password: Option<Val>,
-    /// Mode of the unix sockets, octal. Default `0700`.
-    pub unix_socket_mode: Option<Val>,
-    /// `[[target]]` tables; file only.
-    pub target: Option<Vec<RawTarget>>,
-}
 
 /// One `[[target]]` table, or a TARGET URL turned into the same shape.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -218,7 +158,7 @@ fn unknown_env(var: &str) -> ConfigError {
     let mut keys: Vec<String> = top_level_keys()
         .iter()
         .filter(|k| **k != "target")
-        .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+        .map(|k| env_var(k))
         .collect();
     keys.push(ENV_CONFIG.into());
     keys.push(ENV_TARGETS.into());
@@ -239,45 +179,12 @@ fn collect_origins(cfg: &config::Config, file_origin: &Origin) -> HashMap<String
     map.into_iter()
         .map(|(key, value)| {
             let origin = match value.origin() {
-                Some("the environment") => {
-                    Origin::env(&format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()))
-                }
+                Some("the environment") => Origin::env(&env_var(&key)),
                 _ => file_origin.clone(),
             };
             (key, origin)
         })
         .collect()
-}
-
-/// Every top-level key, for "expected one of" lists.
-pub(crate) fn top_level_keys() -> &'static [&'static str] {
-    &[
-        "listen",
-        "unix_socket",
-        "region",
-        "user",
-        "connect_to",
-        "ca_file",
-        "admin_listen",
-        "max_connections",
-        "max_connect_rate",
-        "connect_timeout",
-        "startup_timeout",
-        "min_sigterm_delay",
-        "max_sigterm_delay",
-        "exit_zero_on_sigterm",
-        "role_arn",
-        "profile",
-        "log_format",
-        "log_level",
-        "allow_remote",
-        "client_tls",
-        "client_tls_cert",
-        "client_tls_key",
-        "client_password",
-        "unix_socket_mode",
-        "target",
-    ]
 }
 
 /// Turns a serde error from the `config` crate back into one that names the key.
@@ -295,7 +202,7 @@ fn deserialize_error(
                 .get(&field)
                 .is_some_and(|o| o.as_str().starts_with("from environment"));
             if from_env {
-                return unknown_env(&format!("{ENV_PREFIX}{}", field.to_ascii_uppercase()));
+                return unknown_env(&env_var(&field));
             }
             return ConfigError::UnknownKey {
                 key: field,

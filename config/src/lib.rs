@@ -2,9 +2,9 @@
 //! (TOML, YAML or JSON) > default, then validated. Every error names the key to fix.
 #![forbid(unsafe_code)]
 
-mod args;
 mod error;
 mod file;
+mod schema;
 mod settings;
 mod target;
 mod url;
@@ -12,12 +12,14 @@ mod validate;
 mod value;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub use args::RunArgs;
 pub use error::{ConfigError, Origin};
 pub use file::ENV_PREFIX;
+pub use schema::{restart_only_changes, settings_reference, FlagKind, RunArgs, SettingDoc};
 pub use settings::{defaults, ClientTls, LogFormat, Secret, Settings};
 pub use target::{CaFile, ListenAddr, Target, DEFAULT_PORT};
 
@@ -82,7 +84,15 @@ fn get<'a, T>(
     parse(&Field { key, val, origin }).map(Some)
 }
 
-fn positive_duration(f: &Field<'_>) -> Result<std::time::Duration, ConfigError> {
+/// `setting!(layers, key, parse)`: [`get`] with the key written once, so the name in messages
+/// and the field read cannot drift apart.
+macro_rules! setting {
+    ($layers:expr, $key:ident, $parse:expr) => {
+        get($layers, stringify!($key), &$layers.raw.$key, $parse)
+    };
+}
+
+fn positive_duration(f: &Field<'_>) -> Result<Duration, ConfigError> {
     let d = f.duration()?;
     if d.is_zero() {
         return Err(f.invalid("a duration above zero such as \"30s\""));
@@ -90,134 +100,129 @@ fn positive_duration(f: &Field<'_>) -> Result<std::time::Duration, ConfigError> 
     Ok(d)
 }
 
+fn admin_listen(f: &Field<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    // `off` lets a flag or variable switch off an address set in the file.
+    if matches!(f.val, Val::Str(s) if s.trim().eq_ignore_ascii_case("off")) {
+        return Ok(None);
+    }
+    f.socket_addr().map(Some)
+}
+
+fn max_connections(f: &Field<'_>) -> Result<Option<NonZeroUsize>, ConfigError> {
+    let n = f.int(
+        0,
+        usize::MAX as i128,
+        "a non-negative integer, 0 for no limit",
+    )?;
+    Ok(NonZeroUsize::new(n as usize))
+}
+
+fn max_connect_rate(f: &Field<'_>) -> Result<u32, ConfigError> {
+    let n = f.int(
+        1,
+        u32::MAX.into(),
+        "a positive integer of connections per second",
+    )?;
+    Ok(n as u32)
+}
+
+fn log_format(f: &Field<'_>) -> Result<LogFormat, ConfigError> {
+    match f.string()?.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(f.invalid("text or json")),
+    }
+}
+
+/// A filter the proxy's logger accepts: checked here because the logger, set up later, can
+/// only fall back to a default, which would hide the typo.
+fn log_level(f: &Field<'_>) -> Result<String, ConfigError> {
+    let filter = f.string()?;
+    match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(_) => Ok(filter),
+        Err(e) => Err(f.invalid(&format!(
+            "a RUST_LOG-style filter such as info or rds_iam_proxy=debug,warn ({e})"
+        ))),
+    }
+}
+
+fn client_password(f: &Field<'_>) -> Result<Secret, ConfigError> {
+    match f.val {
+        Val::Str(s) if !s.is_empty() => Ok(Secret::new(s.clone())),
+        Val::Int(i) => Ok(Secret::new(i.to_string())),
+        // Never echo a password, even a malformed one.
+        _ => Err(ConfigError::invalid(
+            f.key,
+            "<redacted>",
+            "a non-empty string",
+            &f.origin,
+        )),
+    }
+}
+
+/// The settings that are defaults for targets.
+fn globals(layers: &Layers) -> Result<Globals, ConfigError> {
+    Ok(Globals {
+        region: setting!(layers, region, Field::string)?,
+        user: setting!(layers, user, Field::string)?,
+        connect_to: setting!(layers, connect_to, |f| {
+            Ok((f.host_port()?, f.val.to_string(), f.origin.clone()))
+        })?,
+        ca_file: setting!(layers, ca_file, target::parse_ca_file)?.unwrap_or_default(),
+        role_arn: setting!(layers, role_arn, Field::string)?,
+        profile: setting!(layers, profile, Field::string)?,
+        listen: (
+            setting!(layers, listen, Field::socket_addr)?.unwrap_or(defaults::LISTEN),
+            file::origin_of(layers, "listen"),
+        ),
+        unix_socket: setting!(layers, unix_socket, Field::path)?,
+    })
+}
+
+/// Client TLS from its three keys, each with the origin its errors point at.
+fn client_tls(layers: &Layers) -> Result<ClientTls, ConfigError> {
+    let origin = |key| file::origin_of(layers, key);
+    validate::client_tls(
+        setting!(layers, client_tls, Field::string)?.map(|m| (m, origin("client_tls"))),
+        setting!(layers, client_tls_cert, Field::path)?.map(|p| (p, origin("client_tls_cert"))),
+        setting!(layers, client_tls_key, Field::path)?.map(|p| (p, origin("client_tls_key"))),
+    )
+}
+
+/// Parses every setting (in this order, which decides which error is reported first), then
+/// checks the ones that depend on each other.
 fn resolve(
     layers: &Layers,
     specs: &[(String, Origin)],
     config_file: Option<PathBuf>,
 ) -> Result<Settings, ConfigError> {
-    let raw = &layers.raw;
     let origin = |key| file::origin_of(layers, key);
+    let globals = globals(layers)?;
+    let targets = target::resolve(&select_targets(layers, specs)?, &globals)?;
 
-    let globals = Globals {
-        region: get(layers, "region", &raw.region, Field::string)?,
-        user: get(layers, "user", &raw.user, Field::string)?,
-        connect_to: get(layers, "connect_to", &raw.connect_to, |f| {
-            Ok((f.host_port()?, f.val.to_string(), f.origin.clone()))
-        })?,
-        ca_file: get(layers, "ca_file", &raw.ca_file, target::parse_ca_file)?.unwrap_or_default(),
-        role_arn: get(layers, "role_arn", &raw.role_arn, Field::string)?,
-        profile: get(layers, "profile", &raw.profile, Field::string)?,
-        listen: (
-            get(layers, "listen", &raw.listen, Field::socket_addr)?.unwrap_or(defaults::LISTEN),
-            origin("listen"),
-        ),
-        unix_socket: get(layers, "unix_socket", &raw.unix_socket, Field::path)?,
-    };
+    let admin_listen = setting!(layers, admin_listen, admin_listen)?.flatten();
+    let max_connections = setting!(layers, max_connections, max_connections)?.flatten();
+    let max_connect_rate =
+        setting!(layers, max_connect_rate, max_connect_rate)?.unwrap_or(defaults::MAX_CONNECT_RATE);
+    let connect_timeout =
+        setting!(layers, connect_timeout, positive_duration)?.unwrap_or(defaults::CONNECT_TIMEOUT);
+    let startup_timeout =
+        setting!(layers, startup_timeout, positive_duration)?.unwrap_or(defaults::STARTUP_TIMEOUT);
+    let min_sigterm_delay = setting!(layers, min_sigterm_delay, Field::duration)?
+        .unwrap_or(defaults::MIN_SIGTERM_DELAY);
+    let max_sigterm_delay = setting!(layers, max_sigterm_delay, Field::duration)?
+        .unwrap_or(defaults::MAX_SIGTERM_DELAY);
+    let exit_zero_on_sigterm =
+        setting!(layers, exit_zero_on_sigterm, Field::bool)?.unwrap_or(false);
+    let allow_remote = setting!(layers, allow_remote, Field::bool)?.unwrap_or(false);
+    let log_format = setting!(layers, log_format, log_format)?.unwrap_or_default();
+    let log_level =
+        setting!(layers, log_level, log_level)?.unwrap_or_else(|| defaults::LOG_LEVEL.to_owned());
+    let unix_socket_mode =
+        setting!(layers, unix_socket_mode, Field::mode)?.unwrap_or(defaults::UNIX_SOCKET_MODE);
+    let client_password = setting!(layers, client_password, client_password)?;
+    let client_tls = client_tls(layers)?;
 
-    let raws = select_targets(layers, specs)?;
-    let targets = target::resolve(&raws, &globals)?;
-
-    let admin_listen = get(layers, "admin_listen", &raw.admin_listen, |f| {
-        // `off` lets a flag or variable switch off an address set in the file.
-        if matches!(f.val, Val::Str(s) if s.trim().eq_ignore_ascii_case("off")) {
-            return Ok(None);
-        }
-        f.socket_addr().map(Some)
-    })?
-    .flatten();
-    let max_connections = get(layers, "max_connections", &raw.max_connections, |f| {
-        f.int(
-            0,
-            usize::MAX as i128,
-            "a non-negative integer, 0 for no limit",
-        )
-    })?
-    .and_then(|n| NonZeroUsize::new(n as usize));
-    let max_connect_rate = get(layers, "max_connect_rate", &raw.max_connect_rate, |f| {
-        f.int(
-            1,
-            u32::MAX.into(),
-            "a positive integer of connections per second",
-        )
-    })?
-    .map_or(defaults::MAX_CONNECT_RATE, |n| n as u32);
-
-    let duration = |key, val: &Option<Val>, default| -> Result<_, ConfigError> {
-        Ok(get(layers, key, val, Field::duration)?.unwrap_or(default))
-    };
-    let connect_timeout = get(
-        layers,
-        "connect_timeout",
-        &raw.connect_timeout,
-        positive_duration,
-    )?
-    .unwrap_or(defaults::CONNECT_TIMEOUT);
-    let startup_timeout = get(
-        layers,
-        "startup_timeout",
-        &raw.startup_timeout,
-        positive_duration,
-    )?
-    .unwrap_or(defaults::STARTUP_TIMEOUT);
-    let min_sigterm_delay = duration(
-        "min_sigterm_delay",
-        &raw.min_sigterm_delay,
-        defaults::MIN_SIGTERM_DELAY,
-    )?;
-    let max_sigterm_delay = duration(
-        "max_sigterm_delay",
-        &raw.max_sigterm_delay,
-        defaults::MAX_SIGTERM_DELAY,
-    )?;
-
-    let exit_zero_on_sigterm = get(
-        layers,
-        "exit_zero_on_sigterm",
-        &raw.exit_zero_on_sigterm,
-        Field::bool,
-    )?
-    .unwrap_or(false);
-    let allow_remote =
-        get(layers, "allow_remote", &raw.allow_remote, Field::bool)?.unwrap_or(false);
-    let log_format = get(layers, "log_format", &raw.log_format, |f| {
-        match f.string()?.to_ascii_lowercase().as_str() {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(f.invalid("text or json")),
-        }
-    })?
-    .unwrap_or_default();
-    let log_level = get(layers, "log_level", &raw.log_level, Field::string)?
-        .unwrap_or_else(|| defaults::LOG_LEVEL.to_owned());
-    let unix_socket_mode = get(
-        layers,
-        "unix_socket_mode",
-        &raw.unix_socket_mode,
-        Field::mode,
-    )?
-    .unwrap_or(defaults::UNIX_SOCKET_MODE);
-    let client_password = get(layers, "client_password", &raw.client_password, |f| {
-        match f.val {
-            Val::Str(s) if !s.is_empty() => Ok(Secret::new(s.clone())),
-            Val::Int(i) => Ok(Secret::new(i.to_string())),
-            // Never echo a password, even a malformed one.
-            _ => Err(ConfigError::invalid(
-                f.key,
-                "<redacted>",
-                "a non-empty string",
-                &f.origin,
-            )),
-        }
-    })?;
-
-    let client_tls = validate::client_tls(
-        get(layers, "client_tls", &raw.client_tls, Field::string)?
-            .map(|m| (m, origin("client_tls"))),
-        get(layers, "client_tls_cert", &raw.client_tls_cert, Field::path)?
-            .map(|p| (p, origin("client_tls_cert"))),
-        get(layers, "client_tls_key", &raw.client_tls_key, Field::path)?
-            .map(|p| (p, origin("client_tls_key"))),
-    )?;
     validate::allow_remote(
         allow_remote,
         &origin("allow_remote"),

@@ -47,7 +47,8 @@ pub struct Settings {
     pub exit_zero_on_sigterm: bool,
     /// Default text.
     pub log_format: LogFormat,
-    /// `RUST_LOG`-style filter. Default `info`.
+    /// `RUST_LOG`-style filter, known to parse as a `tracing_subscriber::EnvFilter`. Default
+    /// `info`.
     pub log_level: String,
     /// Non-loopback listen addresses allowed. Default false.
     pub allow_remote: bool,

@@ -128,6 +128,30 @@ const CASES: &[Case] = &[
         &["\"xml\"", "text or json"],
     ),
     case(&["--log-level=", T], &[], "log_level", &["non-empty"]),
+    // Used to be accepted and silently replaced by `info` when the proxy set up logging.
+    case(
+        &["--log-level=info,foo=notalevel", T],
+        &[],
+        "log_level",
+        &[
+            "invalid value \"info,foo=notalevel\" for log_level",
+            "RUST_LOG-style filter",
+            "from --log-level",
+        ],
+    ),
+    case(
+        &[T],
+        &[("RDS_IAM_PROXY_LOG_LEVEL", "rds_iam_proxy=loud")],
+        "log_level",
+        &["\"rds_iam_proxy=loud\"", "RDS_IAM_PROXY_LOG_LEVEL"],
+    ),
+    file_case(
+        "c.toml",
+        "log_level = \"[{\"",
+        &[T],
+        "log_level",
+        &["\"[{\"", "c.toml"],
+    ),
     case(
         &["--unix-socket-mode=0800", T],
         &[],
@@ -482,5 +506,48 @@ fn every_error_names_its_key() {
             assert!(msg.contains(want), "{argv:?}: {msg:?} lacks {want:?}");
         }
         assert!(!msg.contains("hunter2"), "password leaked: {msg}");
+    }
+}
+
+/// Regression: an unparsable `log_level` was accepted here and the proxy's logging quietly fell
+/// back to `info`; it must fail like any other invalid setting, whichever layer sets it.
+#[test]
+fn log_level_must_be_a_filter_the_logger_accepts() {
+    for bad in ["info,foo=notalevel", "foo=bogus", "==", "=info", "foo=6"] {
+        let flag = format!("--log-level={bad}");
+        for (argv, vars, origin) in [
+            (
+                vec![flag.as_str(), T],
+                vec![],
+                "from --log-level".to_owned(),
+            ),
+            (
+                vec![T],
+                vec![("RDS_IAM_PROXY_LOG_LEVEL", bad)],
+                "from environment variable RDS_IAM_PROXY_LOG_LEVEL".to_owned(),
+            ),
+        ] {
+            let err = match load(&cli(&argv), &env(&vars)) {
+                Ok(s) => panic!("{bad:?}: accepted as {:?}", s.log_level),
+                Err(e) => e,
+            };
+            let msg = err.to_string();
+            assert_eq!(err.key(), "log_level", "{msg}");
+            let want = format!("invalid value {bad:?} for log_level: expected a RUST_LOG-style");
+            assert!(msg.contains(&want), "{msg}");
+            assert!(msg.contains(&origin), "{msg}");
+        }
+    }
+    for good in [
+        "info",
+        "debug",
+        "off",
+        "rds_iam_proxy=trace,warn",
+        "WARN",
+        "3",
+    ] {
+        let flag = format!("--log-level={good}");
+        let s = load(&cli(&[&flag, T]), &env(&[])).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        assert_eq!(s.log_level, good);
     }
 }
