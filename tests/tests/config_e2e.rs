@@ -443,13 +443,17 @@ async fn sighup_applies_a_ca_bundle_rotated_in_place() {
     let ca = dir.path().join("bundle.pem");
     std::fs::copy(s.write_wrong_ca_file().unwrap(), &ca).unwrap();
     let port = free_port().unwrap();
-    let toml = target_toml(&s, "rotating", &[tcp(port)], "database = \"appdb\"")
-        .replace(&s.ca_file().display().to_string(), &ca.display().to_string());
+    let toml = target_toml(&s, "rotating", &[tcp(port)], "database = \"appdb\"").replace(
+        &s.ca_file().display().to_string(),
+        &ca.display().to_string(),
+    );
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, toml).unwrap();
     let mut proxy = spawn_with_config(&s, &path, 1);
 
-    let refused = connect(port, "iam_user", "").await.err().expect("wrong CA refused");
+    let Err(refused) = connect(port, "iam_user", "").await else {
+        panic!("a server certificate the CA bundle did not sign was accepted");
+    };
     let code = refused.as_db_error().map(|e| e.code().code().to_owned());
     assert_eq!(code.as_deref(), Some("08001"), "{refused}");
 
@@ -467,4 +471,20 @@ async fn sighup_applies_a_ca_bundle_rotated_in_place() {
         .await
         .expect("the rotated CA bundle verifies the server after SIGHUP");
     assert_eq!(one(&client, "SELECT current_user::text").await, "iam_user");
+}
+
+// An invalid --log-level silently became `info`; now the process refuses it like any other
+// invalid setting.
+#[test]
+fn an_invalid_log_level_exits_2_naming_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca_file(dir.path());
+    let (status, _, stderr) = offline(&["--log-level", "rds_iam_proxy=loud"], &ca)
+        .output()
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("log_level") && stderr.contains("rds_iam_proxy=loud"),
+        "{stderr}"
+    );
 }

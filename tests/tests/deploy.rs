@@ -434,7 +434,11 @@ fn readme_runs_the_tests_with_one_command_that_does_its_own_setup() {
         .0;
     assert_eq!(block.trim(), "scripts/test", "{block}");
     let script = read("scripts/test");
-    let setup = script.find("scripts/setup").expect("scripts/test runs scripts/setup");
-    let cargo = script.find("cargo test").expect("scripts/test runs cargo test");
+    let setup = script
+        .find("scripts/setup")
+        .expect("scripts/test runs scripts/setup");
+    let cargo = script
+        .find("cargo test")
+        .expect("scripts/test runs cargo test");
     assert!(setup < cargo, "setup runs before the tests:\n{script}");
 }

@@ -78,8 +78,8 @@ pub(super) fn readiness(lifecycle: &Lifecycle, signers: &SignerWatch) -> Verdict
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::lifecycle::StopReason;
+    use super::*;
 
     #[test]
     fn readiness_follows_accepting_and_the_stop() {

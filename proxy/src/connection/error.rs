@@ -73,9 +73,10 @@ impl ClientError {
 
     pub fn outcome(&self) -> Outcome {
         match self {
-            Self::Protocol(_) | Self::DirectTlsRefused | Self::DirectTlsNoAlpn | Self::ClientTls(_) => {
-                Outcome::ProtocolError
-            }
+            Self::Protocol(_)
+            | Self::DirectTlsRefused
+            | Self::DirectTlsNoAlpn
+            | Self::ClientTls(_) => Outcome::ProtocolError,
             Self::ClientAuth { .. } => Outcome::ClientAuthFailed,
             Self::StartupTimeout(_) => Outcome::StartupTimeout,
             Self::ClientGone | Self::Io(_) => Outcome::ClientGone,

@@ -125,7 +125,10 @@ fn alpn<S>(stream: &ClientStream<S>) -> Option<&[u8]> {
     }
 }
 
-async fn fail<S: ClientIo, T>(mut stream: ClientStream<S>, e: ClientError) -> Result<T, ClientError> {
+async fn fail<S: ClientIo, T>(
+    mut stream: ClientStream<S>,
+    e: ClientError,
+) -> Result<T, ClientError> {
     refuse(&mut stream, &e).await;
     Err(e)
 }

@@ -32,11 +32,11 @@ pub(crate) use shared::{Admission, Shared};
 pub(crate) use stream::ClientIo;
 
 use self::bounds::StartupBounds;
+use self::cancel::CancelGuard;
 use self::error::ClientError;
 use self::handshake::{handshake, Handshake};
 use self::outcome::Outcome;
 use self::reply::refuse;
-use self::cancel::CancelGuard;
 use self::splice::{splice, Side, SpliceEnd, Transferred};
 use self::stream::ClientStream;
 use crate::listen::Route;

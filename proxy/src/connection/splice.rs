@@ -269,7 +269,8 @@ mod tests {
     async fn relays_both_ways_and_counts_bytes() {
         let (mut client_app, mut client_proxy) = duplex(64);
         let (mut server_proxy, mut server_db) = duplex(64);
-        let task = tokio::spawn(async move { splice(&mut client_proxy, &mut server_proxy, None).await });
+        let task =
+            tokio::spawn(async move { splice(&mut client_proxy, &mut server_proxy, None).await });
         let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let send = payload.clone();
         let writer = tokio::spawn(async move {
@@ -319,7 +320,8 @@ mod tests {
     async fn names_the_side_that_failed() {
         let (client_app, mut client_proxy) = duplex(64);
         let (mut server_proxy, mut server_db) = duplex(64);
-        let task = tokio::spawn(async move { splice(&mut client_proxy, &mut server_proxy, None).await });
+        let task =
+            tokio::spawn(async move { splice(&mut client_proxy, &mut server_proxy, None).await });
         // Client vanishes; server keeps talking: the write towards the client fails.
         drop(client_app);
         let _ = server_db.write_all(&[1u8; 1024]).await;

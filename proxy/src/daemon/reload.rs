@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::run::{Running, StartupError};
-use crate::listen::{bind_addr, ClientPolicy, ListenerControl, Listener, Route};
+use crate::listen::{bind_addr, ClientPolicy, Listener, ListenerControl, Route};
 use crate::targets::TargetContext;
 
 /// Watches SIGHUP; [`Reloader::stop`] ends it.
@@ -204,7 +204,7 @@ impl State {
             }
         }
         self.running.shared.metrics.signers.set(targets.clone());
-        let restart_only = restart_only_changes(&self.running.settings, &settings);
+        let restart_only = rds_iam_config::restart_only_changes(&self.running.settings, &settings);
         if !restart_only.is_empty() {
             tracing::warn!(
                 keys = %restart_only.join(", "),
@@ -222,37 +222,4 @@ impl State {
         self.running.client = client;
         self.running.targets = targets;
     }
-}
-/// Settings read once at start-up.
-fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut check = |key, differs: bool| {
-        if differs {
-            keys.push(key);
-        }
-    };
-    check("admin_listen", old.admin_listen != new.admin_listen);
-    check(
-        "max_connections",
-        old.max_connections != new.max_connections,
-    );
-    check(
-        "startup_timeout",
-        old.startup_timeout != new.startup_timeout,
-    );
-    check(
-        "min_sigterm_delay",
-        old.min_sigterm_delay != new.min_sigterm_delay,
-    );
-    check(
-        "max_sigterm_delay",
-        old.max_sigterm_delay != new.max_sigterm_delay,
-    );
-    check(
-        "exit_zero_on_sigterm",
-        old.exit_zero_on_sigterm != new.exit_zero_on_sigterm,
-    );
-    check("log_format", old.log_format != new.log_format);
-    check("log_level", old.log_level != new.log_level);
-    keys
 }

@@ -40,9 +40,11 @@ pub(super) async fn accept_loop(
             Accepted::Tcp(s) => shared
                 .tracker
                 .spawn(serve(s, peer, route, task_shared, admission)),
-            Accepted::Unix(s) => shared
-                .tracker
-                .spawn(serve(s, peer, route, task_shared, admission)),
+            Accepted::Unix(s) => {
+                shared
+                    .tracker
+                    .spawn(serve(s, peer, route, task_shared, admission))
+            }
         };
     }
     // Logged once the socket is closed, so whoever waits for it may rely on that.

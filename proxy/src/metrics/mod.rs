@@ -115,11 +115,9 @@ impl Metrics {
 
     /// Counts a connection open until the returned guard drops.
     pub fn connection_opened(&self, target: &str) -> ActiveConnection {
-        let gauge = self
-            .connections_active
-            .get_or_create_owned(&TargetLabel {
-                target: target.to_owned(),
-            });
+        let gauge = self.connections_active.get_or_create_owned(&TargetLabel {
+            target: target.to_owned(),
+        });
         gauge.inc();
         ActiveConnection(gauge)
     }

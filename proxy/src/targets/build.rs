@@ -19,10 +19,7 @@ pub(crate) enum TargetError {
         source: TlsConfigError,
     },
     #[error("target {target}: ca_file = auto: {source}; fetch the bundle with: mkdir -p ~/.cache/rds-iam-proxy && curl -fsSo ~/.cache/rds-iam-proxy/global-bundle.pem {url}", url = ca_bundle::GLOBAL_BUNDLE_URL)]
-    NoCaBundle {
-        target: String,
-        source: AutoCaError,
-    },
+    NoCaBundle { target: String, source: AutoCaError },
     #[error("target {target}: cannot tell the signing region of {host}: set region (--region or ?region=) or AWS_REGION")]
     NoRegion { target: String, host: String },
     #[error("AWS configuration: {0}")]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use download::DownloadError;
 use download::download;
+pub(crate) use download::DownloadError;
 
 /// Where AWS publishes the CA bundle of every RDS region.
 pub(crate) const GLOBAL_BUNDLE_URL: &str =

@@ -66,7 +66,9 @@ impl SignerPool {
 }
 
 /// `items` grouped by signer, in first-seen order (targets may share one).
-pub(crate) fn group_by_signer<T>(items: impl IntoIterator<Item = (Signer, T)>) -> Vec<(Signer, Vec<T>)> {
+pub(crate) fn group_by_signer<T>(
+    items: impl IntoIterator<Item = (Signer, T)>,
+) -> Vec<(Signer, Vec<T>)> {
     let mut groups: Vec<(Signer, Vec<T>)> = Vec::new();
     for (signer, item) in items {
         match groups.iter_mut().find(|(s, _)| s.same_as(&signer)) {
@@ -126,7 +128,10 @@ mod tests {
         let groups = group_by_signer([(a.clone(), 1), (b.clone(), 2), (a.clone(), 3)]);
         assert_eq!(groups.len(), 2);
         assert!(groups[0].0.same_as(&a) && groups[1].0.same_as(&b));
-        assert_eq!((groups[0].1.clone(), groups[1].1.clone()), (vec![1, 3], vec![2]));
+        assert_eq!(
+            (groups[0].1.clone(), groups[1].1.clone()),
+            (vec![1, 3], vec![2])
+        );
         a.shutdown();
         b.shutdown();
     }

@@ -16,7 +16,11 @@ use crate::targets::TargetBuilder;
 use report::Failure;
 
 /// Runs the check and returns the exit code: 0 all passed, 1 a stage failed, 2 bad settings.
-pub(crate) async fn check(args: &RunArgs, env: &HashMap<String, String>, out: &mut dyn Write) -> u8 {
+pub(crate) async fn check(
+    args: &RunArgs,
+    env: &HashMap<String, String>,
+    out: &mut dyn Write,
+) -> u8 {
     let mut report = report::Report::new(out);
     let settings = match rds_iam_config::load(args, env) {
         Ok(s) => s,

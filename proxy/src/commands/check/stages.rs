@@ -166,7 +166,10 @@ impl Walk<'_, '_> {
         } else {
             "long-term"
         };
-        let line = format!("{kind} access key {}, {expiry}", mask(creds.access_key_id()));
+        let line = format!(
+            "{kind} access key {}, {expiry}",
+            mask(creds.access_key_id())
+        );
         self.report.ok("credentials", &line);
         Ok(creds)
     }

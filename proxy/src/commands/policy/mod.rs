@@ -28,8 +28,6 @@ pub(crate) struct PolicyArgs {
     pub resource_id: Option<String>,
 }
 
-
-
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PolicyError {
     #[error(transparent)]

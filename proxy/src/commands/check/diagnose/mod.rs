@@ -10,10 +10,10 @@ mod database;
 pub use database::{auth, dns, tcp, tls};
 
 use super::report::{Cause, Failure};
-use crate::targets::{TargetError, GLOBAL_BUNDLE_URL as CA_URL};
 use crate::commands::policy::aws_api::AwsApiError;
-use crate::commands::policy::rds::Endpoint;
 use crate::commands::policy::connect_arn;
+use crate::commands::policy::rds::Endpoint;
+use crate::targets::{TargetError, GLOBAL_BUNDLE_URL as CA_URL};
 
 /// Clock offsets above this break SigV4 (AWS allows five minutes).
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -174,4 +174,3 @@ pub fn token(e: &SignerError, facts: &Facts) -> Vec<Cause> {
         ["check the target host, port, user and --region".into()],
     )]
 }
-
