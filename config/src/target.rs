@@ -230,66 +230,14 @@ pub(crate) fn resolve(
 
     let names = assign_names(&parsed, raws)?;
 
-    // Ports named explicitly are never handed out automatically.
-    let taken: HashSet<SocketAddr> = parsed
-        .iter()
-        .filter_map(|p| p.listen.as_ref())
-        .flatten()
-        .filter_map(|l| match l {
-            ListenSpec::Tcp(a) => Some(*a),
-            ListenSpec::UnixDir(_) => None,
-        })
-        .collect();
-    let (base, base_origin) = &g.listen;
-    let mut next_port = u32::from(base.port());
-
+    let mut auto = AutoPorts::new(&parsed, &g.listen);
     let mut out = Vec::with_capacity(parsed.len());
     for ((p, (_, origin)), name) in parsed.into_iter().zip(raws).zip(names) {
         let (specs, listen_origin) = match p.listen {
             Some(specs) => (specs, origin.clone()),
-            None => {
-                let addr = loop {
-                    let port = u16::try_from(next_port).map_err(|_| {
-                        ConfigError::invalid(
-                            "listen",
-                            base.to_string(),
-                            "an address with enough free ports above it for every target",
-                            base_origin,
-                        )
-                    })?;
-                    next_port += 1;
-                    let candidate = SocketAddr::new(base.ip(), port);
-                    if !taken.contains(&candidate) {
-                        break candidate;
-                    }
-                };
-                (vec![ListenSpec::Tcp(addr)], base_origin.clone())
-            }
+            None => (vec![ListenSpec::Tcp(auto.next()?)], g.listen.1.clone()),
         };
-        let tcp_port = specs.iter().find_map(|l| match l {
-            ListenSpec::Tcp(a) => Some(a.port()),
-            ListenSpec::UnixDir(_) => None,
-        });
-        // A unix socket takes the TCP port so `psql -h DIR -p PORT` matches the TCP address.
-        let socket_port = tcp_port.unwrap_or(p.port);
-        let mut listen: Vec<ListenAddr> = specs
-            .into_iter()
-            .map(|l| match l {
-                ListenSpec::Tcp(a) => ListenAddr::Tcp(a),
-                ListenSpec::UnixDir(dir) => ListenAddr::Unix {
-                    dir,
-                    port: socket_port,
-                },
-            })
-            .collect();
-        let has_unix = listen.iter().any(|l| matches!(l, ListenAddr::Unix { .. }));
-        if let (Some(dir), false) = (&g.unix_socket, has_unix) {
-            listen.push(ListenAddr::Unix {
-                dir: dir.clone(),
-                port: socket_port,
-            });
-        }
-
+        let listen = listen_addrs(specs, p.port, g.unix_socket.as_ref());
         out.push(Resolved {
             target: Target {
                 name,
@@ -310,6 +258,85 @@ pub(crate) fn resolve(
         });
     }
     Ok(out)
+}
+
+/// Hands the next free port above `listen` to each target that names no address of its own.
+struct AutoPorts<'a> {
+    base: SocketAddr,
+    origin: &'a Origin,
+    next: u32,
+    /// Ports named explicitly are never handed out automatically.
+    taken: HashSet<SocketAddr>,
+}
+
+impl<'a> AutoPorts<'a> {
+    fn new(parsed: &[Parsed], (base, origin): &'a (SocketAddr, Origin)) -> Self {
+        let taken = parsed
+            .iter()
+            .filter_map(|p| p.listen.as_ref())
+            .flatten()
+            .filter_map(|l| match l {
+                ListenSpec::Tcp(a) => Some(*a),
+                ListenSpec::UnixDir(_) => None,
+            })
+            .collect();
+        AutoPorts {
+            base: *base,
+            origin,
+            next: u32::from(base.port()),
+            taken,
+        }
+    }
+
+    fn next(&mut self) -> Result<SocketAddr, ConfigError> {
+        loop {
+            let port = u16::try_from(self.next).map_err(|_| {
+                ConfigError::invalid(
+                    "listen",
+                    self.base.to_string(),
+                    "an address with enough free ports above it for every target",
+                    self.origin,
+                )
+            })?;
+            self.next += 1;
+            let candidate = SocketAddr::new(self.base.ip(), port);
+            if !self.taken.contains(&candidate) {
+                return Ok(candidate);
+            }
+        }
+    }
+}
+
+/// A target's listen addresses, with the global `unix_socket` added unless it has its own.
+fn listen_addrs(
+    specs: Vec<ListenSpec>,
+    target_port: u16,
+    unix_socket: Option<&PathBuf>,
+) -> Vec<ListenAddr> {
+    let tcp_port = specs.iter().find_map(|l| match l {
+        ListenSpec::Tcp(a) => Some(a.port()),
+        ListenSpec::UnixDir(_) => None,
+    });
+    // A unix socket takes the TCP port so `psql -h DIR -p PORT` matches the TCP address.
+    let socket_port = tcp_port.unwrap_or(target_port);
+    let mut listen: Vec<ListenAddr> = specs
+        .into_iter()
+        .map(|l| match l {
+            ListenSpec::Tcp(a) => ListenAddr::Tcp(a),
+            ListenSpec::UnixDir(dir) => ListenAddr::Unix {
+                dir,
+                port: socket_port,
+            },
+        })
+        .collect();
+    let has_unix = listen.iter().any(|l| matches!(l, ListenAddr::Unix { .. }));
+    if let (Some(dir), false) = (unix_socket, has_unix) {
+        listen.push(ListenAddr::Unix {
+            dir: dir.clone(),
+            port: socket_port,
+        });
+    }
+    listen
 }
 
 /// Explicit names must be unique; derived ones are made unique.

@@ -133,3 +133,39 @@ impl UserFacing for ClientError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // What an I/O or TLS error says is for the log: the client gets the proxy's own words.
+    #[test]
+    fn internal_detail_stays_out_of_client_messages() {
+        let detail = "internal detail 10.1.2.3:5432";
+        for e in [
+            ClientError::Io(std::io::Error::other(detail)),
+            ClientError::ClientTls(std::io::Error::other(detail)),
+        ] {
+            assert!(e.to_string().contains(detail), "the log keeps it: {e}");
+            let shown = e.client_message();
+            assert!(!shown.message.contains(detail), "{shown:?}");
+            assert_eq!(e.sqlstate(), SqlState::PROTOCOL_VIOLATION);
+        }
+    }
+
+    #[test]
+    fn outcome_labels_are_distinct() {
+        let errors = [
+            ClientError::NoUser,
+            ClientError::ClientGone,
+            ClientError::ShuttingDown,
+            ClientError::TooManyConnections(1),
+            ClientError::StartupTimeout(std::time::Duration::from_secs(1)),
+            ClientError::DirectTlsNoAlpn,
+        ];
+        let labels: std::collections::HashSet<&str> =
+            errors.iter().map(|e| e.outcome().label()).collect();
+        assert_eq!(labels.len(), errors.len(), "{labels:?}");
+        assert!(!labels.contains(Outcome::Ok.label()));
+    }
+}

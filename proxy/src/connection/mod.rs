@@ -117,24 +117,46 @@ async fn pipeline<S: ClientIo>(
             } => (stream, message, leftover),
         };
     log.tls = client.is_tls();
+    let (mut server, _cancel_key) =
+        prepare(&mut client, &cx, &admission, startup, leftover, log).await?;
+    let outcome = relay(&mut client, &mut server, &cx, log).await?;
+    upstream::release(server);
+    Ok(outcome)
+}
+
+/// Stages 2 to 4 (see [`setup`]), cut short by the end of the drain; a failure is told to the
+/// client, which is still in the startup phase.
+async fn prepare<S: ClientIo>(
+    client: &mut ClientStream<S>,
+    cx: &Stages<'_>,
+    admission: &Admission,
+    startup: StartupMessage,
+    leftover: BytesMut,
+    log: &mut SessionLog,
+) -> Result<(ServerSession, Option<CancelGuard>), ClientError> {
     let ready = tokio::select! {
-        r = setup(&mut client, &cx, &admission, startup, leftover, log) => r,
-        () = shared.close_all.cancelled() => Err(ClientError::ShuttingDown),
+        r = setup(client, cx, admission, startup, leftover, log) => r,
+        () = cx.shared.close_all.cancelled() => Err(ClientError::ShuttingDown),
     };
-    let (mut server, _cancel_key) = match ready {
-        Ok(ready) => ready,
-        Err(e) => {
-            refuse(&mut client, &e).await;
-            return Err(e);
-        }
-    };
-    let meters = shared.metrics.byte_counters(&route.target.name);
+    if let Err(e) = &ready {
+        refuse(client, e).await;
+    }
+    ready
+}
+
+/// Stage 5: the splice, until the server closes, a side fails, or the drain ends.
+async fn relay<S: ClientIo>(
+    client: &mut ClientStream<S>,
+    server: &mut ServerSession,
+    cx: &Stages<'_>,
+    log: &mut SessionLog,
+) -> Result<Outcome, ClientError> {
+    let meters = cx.shared.metrics.byte_counters(&cx.route.target.name);
     let (moved, end) = tokio::select! {
-        ended = splice(&mut client, &mut server.stream, Some(&meters)) => ended,
-        () = shared.close_all.cancelled() => return Err(ClientError::ShuttingDown),
+        ended = splice(client, &mut server.stream, Some(&meters)) => ended,
+        () = cx.shared.close_all.cancelled() => return Err(ClientError::ShuttingDown),
     };
     log.moved = moved;
-    upstream::release(server);
     Ok(match end {
         SpliceEnd::ServerClosed => Outcome::Ok,
         SpliceEnd::Failed(e) => {
@@ -157,36 +179,74 @@ async fn setup<S: ClientIo>(
     leftover: BytesMut,
     log: &mut SessionLog,
 ) -> Result<(ServerSession, Option<CancelGuard>), ClientError> {
-    if let Admission::OverLimit(limit) = admission {
-        return Err(ClientError::TooManyConnections(*limit));
-    }
+    admit(admission)?;
     let user = identify(&mut startup, cx, log)?;
-    let leftover = match &cx.route.client.password {
-        Some(secret) => {
-            let exchange = client_auth::authenticate(client, secret, &user, leftover, &cx.bounds);
-            cx.bounds.within(exchange).await?
-        }
-        None => leftover,
-    };
+    let leftover = authenticate(client, cx, &user, leftover).await?;
     tracing::info!(user = %log.user, database = %log.database, "connection opened");
-    let connect_started = Instant::now();
-    let mut server = upstream::open(&cx.route.target, &startup, &user).await?;
-    cx.shared
-        .metrics
-        .upstream_connect_seconds
-        .observe(connect_started.elapsed().as_secs_f64());
+    let mut server = server_session(cx, &startup, &user).await?;
     let target = &cx.route.target;
     let cancel_key = server
         .backend_key
         .take()
         .map(|key| cx.shared.cancel.register(key, server.addr, target));
+    greet(client, &mut server, leftover).await?;
+    Ok((server, cancel_key))
+}
+
+/// The client password, when one is set; returns what the client sent after the exchange.
+async fn authenticate<S: ClientIo>(
+    client: &mut ClientStream<S>,
+    cx: &Stages<'_>,
+    user: &str,
+    leftover: BytesMut,
+) -> Result<BytesMut, ClientError> {
+    match &cx.route.client.password {
+        Some(secret) => {
+            let exchange = client_auth::authenticate(client, secret, user, leftover, &cx.bounds);
+            cx.bounds.within(exchange).await
+        }
+        None => Ok(leftover),
+    }
+}
+
+/// A server session from the one place they come from, timed for the histogram.
+async fn server_session(
+    cx: &Stages<'_>,
+    startup: &StartupMessage,
+    user: &str,
+) -> Result<ServerSession, ClientError> {
+    let started = Instant::now();
+    let server = upstream::open(&cx.route.target, startup, user).await?;
+    cx.shared
+        .metrics
+        .upstream_connect_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(server)
+}
+
+/// Relays the server's AuthenticationOk … ReadyForQuery to the client, and what the client
+/// sent ahead of time to the server.
+async fn greet<S: ClientIo>(
+    client: &mut ClientStream<S>,
+    server: &mut ServerSession,
+    leftover: BytesMut,
+) -> Result<(), ClientError> {
     client.write_all(&server.to_client).await?;
     client.flush().await?;
     server.to_client = BytesMut::new();
     if !leftover.is_empty() {
         server.stream.write_all(&leftover).await?;
     }
-    Ok((server, cancel_key))
+    Ok(())
+}
+
+/// Over `max_connections`, the client is refused now that it has said who it is (libpq hides
+/// an error sent in reply to SSLRequest).
+fn admit(admission: &Admission) -> Result<(), ClientError> {
+    match admission {
+        Admission::OverLimit(limit) => Err(ClientError::TooManyConnections(*limit)),
+        Admission::Admitted { .. } => Ok(()),
+    }
 }
 
 /// Applies the target's forced user and default database; returns the user.
