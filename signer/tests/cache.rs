@@ -1,100 +1,12 @@
 //! Token cache and background refresh under tokio's paused clock, with a counting fake
 //! credentials provider.
 
-use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
-use aws_credential_types::Credentials;
-use rds_iam_signer::{Clock, Signer, SignerError, TokenRequest, TokioClock};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+mod common;
+
+use common::{amz_date, concurrently, key_id, pass, req, setup, S};
+use rds_iam_signer::{Clock, SignerError, TokenRequest};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-use tokio::task::JoinSet;
-
-/// 2030-01-01T00:00:00Z: a fixed start keeps X-Amz-Date deterministic.
-const START: Duration = Duration::from_secs(1_893_456_000);
-
-#[derive(Debug, Clone)]
-struct Fake {
-    calls: Arc<AtomicUsize>,
-    fail: Arc<AtomicBool>,
-    lifetime: Option<Duration>,
-    latency: Duration,
-    clock: TokioClock,
-}
-
-impl Fake {
-    fn new(clock: TokioClock, lifetime: Option<Duration>) -> Self {
-        Self {
-            calls: Arc::default(),
-            fail: Arc::default(),
-            lifetime,
-            latency: Duration::from_millis(50),
-            clock,
-        }
-    }
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl ProvideCredentials for Fake {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(async move {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            let expiry = self.lifetime.map(|l| self.clock.now() + l);
-            // Latency makes the concurrency tests meaningful: callers pile up meanwhile.
-            tokio::time::sleep(self.latency).await;
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(CredentialsError::not_loaded(
-                    "no providers in chain provided credentials",
-                ));
-            }
-            Ok(Credentials::new(
-                format!("AKIDFAKE{n:04}"),
-                format!("fakeSecretKey{n:04}xyz"),
-                Some(format!("fakeSessionToken{n:04}abc")),
-                expiry,
-                "fake",
-            ))
-        })
-    }
-}
-
-fn setup(lifetime: Option<Duration>) -> (Signer, Fake, TokioClock) {
-    let clock = TokioClock::starting_at(SystemTime::UNIX_EPOCH + START);
-    let fake = Fake::new(clock, lifetime);
-    let signer = Signer::from_provider(SharedCredentialsProvider::new(fake.clone()), clock);
-    (signer, fake, clock)
-}
-
-fn req(user: &str) -> TokenRequest {
-    TokenRequest::new(
-        "db.cluster-abc.us-east-1.rds.amazonaws.com",
-        5432,
-        user,
-        "us-east-1",
-    )
-}
-
-fn key_id(token: &str) -> &str {
-    let cred = token.split("X-Amz-Credential=").nth(1).unwrap();
-    cred.split("%2F").next().unwrap()
-}
-
-fn amz_date(token: &str) -> &str {
-    let d = token.split("X-Amz-Date=").nth(1).unwrap();
-    d.split('&').next().unwrap()
-}
-
-/// Let paused time pass; the background task's timers fire on the way.
-async fn pass(d: Duration) {
-    tokio::time::sleep(d).await;
-}
-
-const S: fn(u64) -> Duration = Duration::from_secs;
 
 #[tokio::test(start_paused = true)]
 async fn reuses_token_within_its_lifetime() {
@@ -211,13 +123,7 @@ async fn no_token_is_served_past_credentials_expiry() {
 #[tokio::test(start_paused = true)]
 async fn one_mint_for_100_concurrent_callers() {
     let (signer, fake, _) = setup(Some(S(3600)));
-    let mut set = JoinSet::new();
-    for _ in 0..100 {
-        let signer = signer.clone();
-        set.spawn(async move { signer.token(&req("u")).await });
-    }
-    let tokens: Vec<_> = set
-        .join_all()
+    let tokens: Vec<_> = concurrently(&signer, 100, |s| async move { s.token(&req("u")).await })
         .await
         .into_iter()
         .map(Result::unwrap)
@@ -231,12 +137,7 @@ async fn one_mint_for_100_concurrent_callers() {
 async fn failing_credentials_are_fetched_once_for_concurrent_callers() {
     let (signer, fake, _) = setup(None);
     fake.fail.store(true, Ordering::SeqCst);
-    let mut set = JoinSet::new();
-    for _ in 0..100 {
-        let signer = signer.clone();
-        set.spawn(async move { signer.token(&req("u")).await });
-    }
-    for r in set.join_all().await {
+    for r in concurrently(&signer, 100, |s| async move { s.token(&req("u")).await }).await {
         assert!(matches!(r, Err(SignerError::NoCredentials { .. })));
     }
     assert_eq!(fake.calls(), 1);
@@ -255,17 +156,15 @@ async fn forced_refresh_gets_new_credentials_and_token() {
 
     // Ten connections rejected at once: one more fetch, one more mint.
     let mints = signer.status().mints_ok;
-    let mut set = JoinSet::new();
-    for _ in 0..10 {
-        let signer = signer.clone();
-        set.spawn(async move { signer.refresh_token(&req("u")).await });
-    }
-    let tokens: Vec<_> = set
-        .join_all()
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let tokens: Vec<_> = concurrently(
+        &signer,
+        10,
+        |s| async move { s.refresh_token(&req("u")).await },
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
     assert!(tokens.iter().all(|t| *t == tokens[0]));
     assert_eq!(key_id(tokens[0].expose()), "AKIDFAKE0003");
     assert_eq!(fake.calls(), 3);
