@@ -16,7 +16,9 @@ use super::error::ClientError;
 use super::prefixed::Prefixed;
 use super::reply::refuse;
 use super::stream::{ClientIo, ClientStream};
-use crate::listen::ALPN_POSTGRESQL;
+
+/// The only ALPN protocol PostgreSQL speaks; direct TLS requires it.
+pub(crate) const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 
 /// What the client wants.
 pub(crate) enum Handshake<S> {

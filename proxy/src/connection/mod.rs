@@ -16,6 +16,7 @@ mod handshake;
 mod outcome;
 mod prefixed;
 mod reply;
+mod route;
 mod shared;
 mod splice;
 mod stream;
@@ -28,6 +29,8 @@ use rds_iam_protocol::StartupMessage;
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
+pub(crate) use handshake::ALPN_POSTGRESQL;
+pub(crate) use route::{ClientPolicy, Route};
 pub(crate) use shared::{Admission, Shared};
 pub(crate) use stream::ClientIo;
 
@@ -39,7 +42,6 @@ use self::outcome::Outcome;
 use self::reply::refuse;
 use self::splice::{splice, Side, SpliceEnd, Transferred};
 use self::stream::ClientStream;
-use crate::listen::Route;
 use crate::upstream::{self, ServerSession};
 
 /// Facts for the close log line, filled in as the stages pass.

@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::run::{Running, StartupError};
-use crate::listen::{bind_addr, ClientPolicy, Listener, ListenerControl, Route};
+use crate::connection::{ClientPolicy, Route};
+use crate::listen::{bind_addr, client_policy, Listener, ListenerControl};
 use crate::targets::TargetContext;
 
 /// Watches SIGHUP; [`Reloader::stop`] ends it.
@@ -104,7 +105,7 @@ impl State {
         let run = &self.running;
         let settings = rds_iam_config::reload(&run.args, run.env.vars())?;
         let old = &run.settings;
-        let client = Arc::new(ClientPolicy::build(&settings, Some((&run.client, old)))?);
+        let client = Arc::new(client_policy(&settings, Some((&run.client, old)))?);
         let (targets, changed) = self.targets(&settings).await?;
         let mut bound = Vec::new();
         for target in &settings.targets {

@@ -13,8 +13,8 @@ use super::sd_notify::{self, NotifySocket};
 use super::signals::Signals;
 use super::warmup::warm_up;
 use crate::admin::{AdminServer, AdminState, Lifecycle, StopReason};
-use crate::connection::Shared;
-use crate::listen::{bind_addr, ClientPolicy, ClientPolicyError, ListenError, Listeners, Route};
+use crate::connection::{ClientPolicy, Route, Shared};
+use crate::listen::{bind_addr, client_policy, ClientPolicyError, ListenError, Listeners};
 use crate::metrics::Metrics;
 use crate::targets::{TargetBuilder, TargetContext, TargetError};
 
@@ -127,7 +127,7 @@ async fn start(
     listeners: &Listeners,
 ) -> Result<Running, StartupError> {
     let builder = TargetBuilder::new(env.home());
-    let client = Arc::new(ClientPolicy::build(settings, None)?);
+    let client = Arc::new(client_policy(settings, None)?);
     let mut targets = Vec::new();
     let mut bound = Vec::new();
     for target in &settings.targets {

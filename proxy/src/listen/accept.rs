@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::route::RouteHandle;
+use super::policy::RouteHandle;
 use super::socket::Listener;
 use crate::connection::{serve, Shared};
 

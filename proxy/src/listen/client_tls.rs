@@ -10,10 +10,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
+use crate::connection::ALPN_POSTGRESQL;
 use crate::targets::crypto_provider;
-
-/// The only ALPN protocol PostgreSQL speaks; direct TLS requires it.
-pub(crate) const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 
 /// Names the generated certificate is valid for: what a local client dials.
 const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];

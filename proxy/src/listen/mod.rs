@@ -1,10 +1,9 @@
-//! The client-facing side: sockets, local TLS, the route each listener hands its connections,
-//! and [`Listeners`], the one owner of every accept loop. Start-up and reload tell it what to
+//! The client-facing side: sockets, local TLS, the client policy, and [`Listeners`], the one owner of every accept loop. Start-up and reload tell it what to
 //! add, remove or re-route; it alone starts and stops accept loops.
 
 mod accept;
 mod client_tls;
-mod route;
+mod policy;
 mod socket;
 
 use std::collections::HashMap;
@@ -15,11 +14,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use client_tls::ALPN_POSTGRESQL;
-pub(crate) use route::{ClientPolicy, ClientPolicyError, Route, RouteHandle};
+pub(crate) use policy::{client_policy, ClientPolicyError};
 pub(crate) use socket::{bind_addr, ListenError, Listener};
 
-use crate::connection::Shared;
+use crate::connection::{Route, Shared};
+use policy::RouteHandle;
 
 /// What the owner is told to do.
 enum Command {
