@@ -3,6 +3,7 @@
 //! `rds_iam` with SigV4 IAM tokens (via its `ldap` method and a tiny LDAP server), a fake AWS
 //! account with a container credential endpoint, and a test CA.
 
+pub mod aws_env;
 pub mod checker;
 pub mod cluster;
 pub mod fake_aws;

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::StandIn;
+use crate::{aws_env, StandIn};
 
 /// How long to wait for the proxy to report that it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,6 +89,32 @@ impl ProxyCommand {
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
+    }
+
+    /// Adds several environment variables, in order.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// No instance metadata, and `missing` (a path that does not exist) as the AWS config and
+    /// shared credentials files: the AWS chain finds only what the test gives it.
+    pub fn isolated_aws(self, missing: &Path) -> Self {
+        self.envs(aws_env::isolated(missing, missing))
+    }
+
+    /// Static long-term credentials in the environment (first in the default chain).
+    pub fn static_credentials(self, access_key_id: &str, secret_access_key: &str) -> Self {
+        self.envs(aws_env::static_credentials(
+            access_key_id,
+            secret_access_key,
+        ))
     }
 
     /// How many "listening" lines mean the proxy is ready (one per listener).

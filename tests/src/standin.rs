@@ -10,26 +10,13 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::aws_env;
+pub use crate::aws_env::AWS_ENV_TO_REMOVE;
 use crate::checker::{sign_for_test, CheckRecord, TokenChecker, TokenStats};
 use crate::cluster::{ClusterConfig, PgCluster, SUPERUSER};
 use crate::fake_aws::{ContainerEndpoint, FakeAws};
 use crate::ldap::LdapServer;
 use crate::tls::{TestCa, DEFAULT_CLUSTER_HOST};
-
-/// Environment variables that would make an AWS SDK pick other credentials than the stand-in's
-/// (the default chain tries environment and profile before the container endpoint).
-pub const AWS_ENV_TO_REMOVE: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_DEFAULT_REGION",
-];
 
 #[derive(Clone, Debug)]
 pub struct StandInOptions {
@@ -176,17 +163,20 @@ impl StandIn {
     /// [`AWS_ENV_TO_REMOVE`] from its environment.
     pub fn credentials_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", self.container_url()),
-            ("AWS_REGION", self.region.clone()),
-            // Never let the default chain fall through to 169.254.169.254.
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_CONFIG_FILE", self.file("aws-config")),
-            ("AWS_SHARED_CREDENTIALS_FILE", self.file("aws-credentials")),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_owned(),
+                self.container_url(),
+            ),
+            ("AWS_REGION".to_owned(), self.region.clone()),
         ];
+        env.extend(aws_env::isolated(
+            &self.file("aws-config"),
+            &self.file("aws-credentials"),
+        ));
         if let Some(token) = self.aws.container_authorization() {
-            env.push(("AWS_CONTAINER_AUTHORIZATION_TOKEN", token));
+            env.push(("AWS_CONTAINER_AUTHORIZATION_TOKEN".to_owned(), token));
         }
-        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        env
     }
 
     /// Arguments for `rds-iam-proxy`: target, `--connect-to`, `--ca-file`.
@@ -273,6 +263,23 @@ impl StandIn {
         config
     }
 
+    /// A session straight to the database (TLS, verified) as `user` with `password`: a token
+    /// for an IAM user. Its connection task runs on the caller's runtime.
+    pub async fn connect_direct(
+        &self,
+        user: &str,
+        database: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self
+            .client_config(user, database)
+            .password(password)
+            .connect(self.tls())
+            .await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
     /// tokio-postgres TLS that trusts only the stand-in's CA.
     pub fn tls(&self) -> MakeRustlsConnect {
         self.ca.postgres_tls()
@@ -352,8 +359,8 @@ impl StandIn {
         Ok(tls.read_u32().await?)
     }
 
-    fn file(&self, name: &str) -> String {
-        self.files.path().join(name).display().to_string()
+    fn file(&self, name: &str) -> PathBuf {
+        self.files.path().join(name)
     }
 }
 

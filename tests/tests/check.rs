@@ -71,16 +71,14 @@ impl Outcome {
 /// CA), with STS answered by `stub`.
 async fn run_check(s: &StandIn, stub: &AwsStub, user: &str, ca_file: Option<&Path>) -> Outcome {
     let ca_file = ca_file.unwrap_or(s.ca_file());
-    let mut cmd = ProxyCommand::new(PROXY_BIN)
+    let cmd = ProxyCommand::new(PROXY_BIN)
         .arg("check")
         .arg(format!("postgres://{user}@{}/appdb", s.endpoint()))
         .args(["--connect-to".to_owned(), s.addr().to_string()])
         .args(["--ca-file".to_owned(), ca_file.display().to_string()])
         .args(["--connect-timeout", "10s"])
-        .standin_env(s);
-    for (k, v) in stub.env() {
-        cmd = cmd.env(k, v);
-    }
+        .standin_env(s)
+        .envs(stub.env());
     // Blocking wait in a blocking thread: the stand-in's servers keep running meanwhile.
     let (status, stdout, stderr) = tokio::task::spawn_blocking(move || cmd.output())
         .await
@@ -229,11 +227,7 @@ async fn check_without_a_target_is_a_config_error() {
     let (status, stdout, stderr) = ProxyCommand::new(PROXY_BIN)
         .args(["check", "--connect-timeout", "soon"])
         .arg("postgres://u@db.cluster-abc.eu-west-1.rds.amazonaws.com/x")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env(
-            "AWS_CONFIG_FILE",
-            dir.path().join("none").display().to_string(),
-        )
+        .isolated_aws(&dir.path().join("none"))
         .output()
         .unwrap();
     assert_eq!(status.code(), Some(2), "{stdout}{stderr}");

@@ -127,25 +127,18 @@ struct Program {
 }
 
 fn program_env(cmd: &mut Command, addr: SocketAddr, tls: Option<SocketAddr>, tls_gap: &str) {
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    cli::clean(cmd)
         .env(
             "HOME",
             std::env::var("HOME").unwrap_or_else(|_| "/root".into()),
         )
-        .env("LC_ALL", "C.UTF-8")
         .env("PGHOST", addr.ip().to_string())
         .env("PGPORT", addr.port().to_string())
         .env("PGUSER", rust_drivers::USER)
         .env("PGDATABASE", rust_drivers::DATABASE)
-        .env("PGPASSFILE", "/nonexistent/pgpass")
         .env("PYTHONUTF8", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("CLIENTS_TLS_GAP", tls_gap)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+        .env("CLIENTS_TLS_GAP", tls_gap);
     if let Some(t) = tls {
         cmd.env("CLIENTS_TLS_PORT", t.port().to_string());
     }

@@ -4,66 +4,46 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{standin, PROXY_BIN};
+use common::{config_proxy, connect_default_db, one, standin, target_toml, PROXY_BIN};
 use standin::cluster::free_port;
 use standin::{ProxyCommand, ProxyProcess, StandIn};
-use tokio_postgres::{Client, NoTls};
 
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One `[[target]]` table in front of the stand-in.
-fn target_toml(s: &StandIn, name: &str, listen: &[String], extra: &str) -> String {
-    let listen = listen
-        .iter()
-        .map(|l| format!("{l:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "[[target]]\nname = \"{name}\"\nhost = \"{}\"\nport = 5432\nlisten = [{listen}]\n\
-         connect_to = \"{}\"\nca_file = \"{}\"\n{extra}\n",
-        s.host(),
-        s.addr(),
-        s.ca_file().display()
-    )
+fn target(s: &StandIn, name: &str, listen: &[String], extra: &str) -> String {
+    let extra = format!("connect_to = \"{}\"\n{extra}", s.addr());
+    target_toml(name, s.host(), listen, s.ca_file(), &extra)
 }
 
 fn tcp(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// Connects with tokio-postgres; `dbname` may be empty to let the target's default apply.
-async fn connect(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
-    let db = if dbname.is_empty() {
-        String::new()
-    } else {
-        format!("dbname={dbname}")
-    };
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user={user} {db} sslmode=disable"),
-        NoTls,
-    )
-    .await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+/// Where the proxy listens on `port` of loopback.
+fn at(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-async fn one(client: &Client, sql: &str) -> String {
-    let rows = client.query(sql, &[]).await.expect(sql);
-    rows[0].get::<_, String>(0)
+/// Waits for the `n`th failed reload and returns its error.
+fn reload_error(proxy: &mut ProxyProcess, n: usize) -> String {
+    let failed = proxy
+        .wait_for_message(
+            "configuration reload failed; keeping the running configuration",
+            n,
+            RELOAD_TIMEOUT,
+        )
+        .unwrap();
+    standin::proxy::field(&failed[n - 1], "error").unwrap_or_default()
 }
 
-fn spawn_with_config(s: &StandIn, path: &Path, listeners: usize) -> ProxyProcess {
-    ProxyCommand::new(PROXY_BIN)
-        .args(["--config", path.to_str().unwrap()])
-        .standin_env(s)
-        .expect_listeners(listeners)
-        .spawn()
-        .expect("proxy starts")
+/// The permission bits of a unix socket file.
+fn socket_mode(path: &Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
 }
 
 fn count_messages(proxy: &ProxyProcess, msg: &str) -> usize {
@@ -117,13 +97,13 @@ async fn two_targets_from_one_file_then_sighup_adds_removes_and_changes_targets(
     std::fs::write(
         &path,
         [
-            target_toml(
+            target(
                 &s,
                 "orders",
                 &[tcp(p_orders), unix.clone()],
                 "database = \"appdb\"",
             ),
-            target_toml(
+            target(
                 &s,
                 "reports",
                 &[tcp(p_reports)],
@@ -133,7 +113,7 @@ async fn two_targets_from_one_file_then_sighup_adds_removes_and_changes_targets(
         .concat(),
     )
     .unwrap();
-    let mut proxy = spawn_with_config(&s, &path, 3);
+    let mut proxy = config_proxy(&s, &path, 3).spawn().expect("proxy starts");
     let mut listening = proxy.listening().to_vec();
     listening.sort();
     let socket = sockets.join(format!(".s.PGSQL.{p_orders}"));
@@ -146,25 +126,27 @@ async fn two_targets_from_one_file_then_sighup_adds_removes_and_changes_targets(
     assert_eq!(listening, expected);
 
     // Each target on its own port; the unix socket is private to this user by default.
-    let orders = connect(p_orders, "iam_user", "").await.expect("orders");
+    let orders = connect_default_db(at(p_orders), "iam_user")
+        .await
+        .expect("orders");
     assert_eq!(
         one(&orders, "select current_database()::text").await,
         "appdb"
     );
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(socket_mode(&socket), 0o700);
     assert_eq!(
         psql_over_socket(&sockets, p_orders, "iam_user", "select current_user").await,
         "iam_user"
     );
     // reports forces its user whatever the client sends.
-    let reports = connect(p_reports, "somebody_else", "")
+    let reports = connect_default_db(at(p_reports), "somebody_else")
         .await
         .expect("reports");
     assert_eq!(one(&reports, "select current_user::text").await, "iam_user");
     assert!(
-        connect(p_orders, "somebody_else", "").await.is_err(),
+        connect_default_db(at(p_orders), "somebody_else")
+            .await
+            .is_err(),
         "orders does not force a user"
     );
 
@@ -172,13 +154,13 @@ async fn two_targets_from_one_file_then_sighup_adds_removes_and_changes_targets(
     std::fs::write(
         &path,
         [
-            target_toml(
+            target(
                 &s,
                 "orders",
                 &[tcp(p_orders), unix.clone()],
                 "database = \"postgres\"\nuser = \"iam_user\"",
             ),
-            target_toml(&s, "added", &[tcp(p_added)], "database = \"appdb\""),
+            target(&s, "added", &[tcp(p_added)], "database = \"appdb\""),
         ]
         .concat(),
     )
@@ -195,7 +177,7 @@ async fn two_targets_from_one_file_then_sighup_adds_removes_and_changes_targets(
         .wait_for_message("configuration reloaded", 1, RELOAD_TIMEOUT)
         .unwrap();
 
-    let added = connect(p_added, "iam_user", "")
+    let added = connect_default_db(at(p_added), "iam_user")
         .await
         .expect("added target");
     assert_eq!(
@@ -203,7 +185,7 @@ async fn two_targets_from_one_file_then_sighup_adds_removes_and_changes_targets(
         "appdb"
     );
     // The changed target applies to new connections...
-    let changed = connect(p_orders, "somebody_else", "")
+    let changed = connect_default_db(at(p_orders), "somebody_else")
         .await
         .expect("orders after reload");
     assert_eq!(one(&changed, "select current_user::text").await, "iam_user");
@@ -249,46 +231,36 @@ async fn a_broken_config_on_sighup_is_logged_and_the_running_one_keeps_serving()
     let dir = tempfile::tempdir().unwrap();
     let (port, other) = (free_port().unwrap(), free_port().unwrap());
     let path = dir.path().join("proxy.toml");
-    let good = target_toml(&s, "orders", &[tcp(port)], "database = \"appdb\"");
+    let good = target(&s, "orders", &[tcp(port)], "database = \"appdb\"");
     std::fs::write(&path, &good).unwrap();
-    let mut proxy = spawn_with_config(&s, &path, 1);
-    let session = connect(port, "iam_user", "").await.expect("connects");
+    let mut proxy = config_proxy(&s, &path, 1).spawn().expect("proxy starts");
+    let session = connect_default_db(at(port), "iam_user")
+        .await
+        .expect("connects");
 
     // An unknown key, and then a second target that cannot bind: both keep the running config.
     let broken = format!("{good}\nno_such_key = 1\n");
     std::fs::write(&path, broken).unwrap();
     proxy.signal("HUP").unwrap();
-    let failed = proxy
-        .wait_for_message(
-            "configuration reload failed; keeping the running configuration",
-            1,
-            RELOAD_TIMEOUT,
-        )
-        .unwrap();
-    let error = standin::proxy::field(&failed[0], "error").unwrap_or_default();
+    let error = reload_error(&mut proxy, 1);
     assert!(error.contains("no_such_key"), "{error}");
 
     let squatter = std::net::TcpListener::bind(("127.0.0.1", other)).unwrap();
     let taken = [
         good.clone(),
-        target_toml(&s, "second", &[tcp(other)], "database = \"appdb\""),
+        target(&s, "second", &[tcp(other)], "database = \"appdb\""),
     ]
     .concat();
     std::fs::write(&path, taken).unwrap();
     proxy.signal("HUP").unwrap();
-    let failed = proxy
-        .wait_for_message(
-            "configuration reload failed; keeping the running configuration",
-            2,
-            RELOAD_TIMEOUT,
-        )
-        .unwrap();
-    let error = standin::proxy::field(&failed[1], "error").unwrap_or_default();
+    let error = reload_error(&mut proxy, 2);
     assert!(error.contains(&tcp(other)), "{error}");
     drop(squatter);
 
     assert_eq!(one(&session, "select current_user::text").await, "iam_user");
-    let fresh = connect(port, "iam_user", "").await.expect("still serving");
+    let fresh = connect_default_db(at(port), "iam_user")
+        .await
+        .expect("still serving");
     assert_eq!(
         one(&fresh, "select current_database()::text").await,
         "appdb"
@@ -296,19 +268,20 @@ async fn a_broken_config_on_sighup_is_logged_and_the_running_one_keeps_serving()
     assert_eq!(count_messages(&proxy, "configuration reloaded"), 0);
 }
 
-/// Settings needing no database: start-up never dials it. Static fake credentials and no
-/// instance metadata keep the AWS chain off the network.
+/// Static fake credentials, and no instance metadata or AWS files (a missing path beside
+/// `ca`), keep the AWS chain off the network.
+fn offline_aws(cmd: ProxyCommand, ca: &Path) -> ProxyCommand {
+    cmd.static_credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .isolated_aws(&ca.with_file_name("none"))
+}
+
+/// Settings needing no database: start-up never dials it.
 fn offline(args: &[&str], ca: &Path) -> ProxyCommand {
-    ProxyCommand::new(PROXY_BIN)
+    let cmd = ProxyCommand::new(PROXY_BIN)
         .arg("postgres://iam_user@offline.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com/appdb")
         .args(["--ca-file", ca.to_str().unwrap()])
-        .args(args.iter().copied())
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(args.iter().copied());
+    offline_aws(cmd, ca)
 }
 
 fn test_ca_file(dir: &Path) -> std::path::PathBuf {
@@ -380,11 +353,7 @@ fn unix_sockets_are_private_by_default_stale_ones_replaced_live_ones_refused() {
         .expect_listeners(2)
         .spawn()
         .expect("a stale socket file is replaced");
-    let mode = |p: &Path| {
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
-            & 0o777
-    };
-    assert_eq!(mode(&socket), 0o700);
+    assert_eq!(socket_mode(&socket), 0o700);
     std::os::unix::net::UnixStream::connect(&socket).expect("the new socket accepts");
 
     // A live one belongs to another process: refuse rather than steal it. A target that
@@ -399,16 +368,8 @@ fn unix_sockets_are_private_by_default_stale_ones_replaced_live_ones_refused() {
         ),
     )
     .unwrap();
-    let (status, _, stderr) = ProxyCommand::new(PROXY_BIN)
-        .args(["--config", clash.to_str().unwrap()])
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let clash_cmd = ProxyCommand::new(PROXY_BIN).args(["--config", clash.to_str().unwrap()]);
+    let (status, _, stderr) = offline_aws(clash_cmd, &ca).output().unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("in use"), "{stderr}");
     std::os::unix::net::UnixStream::connect(&socket).expect("the first proxy still has it");
@@ -430,7 +391,7 @@ fn unix_sockets_are_private_by_default_stale_ones_replaced_live_ones_refused() {
     .expect_listeners(2)
     .spawn()
     .unwrap();
-    assert_eq!(mode(&socket), 0o770);
+    assert_eq!(socket_mode(&socket), 0o770);
     drop(wide);
 }
 

@@ -6,17 +6,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{connect, proxy_for, standin_with, PROXY_BIN};
-use standin::{ProxyCommand, StandInOptions, StsEndpoint};
+use common::{connect, proxy_for, standin_with_session_lifetime, PROXY_BIN};
+use standin::{ProxyCommand, StsEndpoint};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_keep_working_across_credential_rotations() {
     // Session credentials live 12 s, so a 30 s run spans at least two rotations.
-    let s = standin_with(StandInOptions {
-        session_lifetime: Duration::from_secs(12),
-        ..StandInOptions::default()
-    })
-    .await;
+    let s = standin_with_session_lifetime(Duration::from_secs(12)).await;
     let proxy = proxy_for(&s).spawn().unwrap();
 
     let started = Instant::now();
@@ -97,10 +93,10 @@ async fn token_subcommand_prints_only_a_valid_token() {
         s.host()
     )));
     // The stand-in accepts it as a password, as it would from `aws rds generate-db-auth-token`.
-    let mut config = s.client_config("iam_user", "appdb");
-    config.password(token);
-    let (client, conn) = config.connect(s.tls()).await.expect("token accepted");
-    tokio::spawn(conn);
+    let client = s
+        .connect_direct("iam_user", "appdb", token)
+        .await
+        .expect("token accepted");
     client.simple_query("select 1").await.unwrap();
 }
 
@@ -116,9 +112,7 @@ async fn token_subcommand_without_credentials_exits_1_naming_the_sources() {
             "--user",
             "u",
         ])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", missing.display().to_string())
-        .env("AWS_SHARED_CREDENTIALS_FILE", missing.display().to_string())
+        .isolated_aws(&missing)
         .output()
         .unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
@@ -143,8 +137,7 @@ async fn role_arn_assumes_the_role_through_sts_and_signs_with_its_credentials() 
     let base = s.aws().create_access_key();
     let sts = StsEndpoint::start(s.aws()).unwrap();
     let proxy = proxy_for(&s)
-        .env("AWS_ACCESS_KEY_ID", base.access_key_id.clone())
-        .env("AWS_SECRET_ACCESS_KEY", base.secret_access_key.clone())
+        .static_credentials(&base.access_key_id, &base.secret_access_key)
         .env("AWS_ENDPOINT_URL_STS", sts.url())
         .args(["--role-arn", ROLE])
         .spawn()

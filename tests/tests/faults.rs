@@ -18,33 +18,15 @@ use std::time::{Duration, Instant};
 
 use admin_client::{get, metric, wait_for_status};
 use common::{
-    connect, connect_error, conninfo, proxy_for, spawn_with_admin, standin, standin_with,
-    still_serves, target_name, PROXY_BIN,
+    config_proxy, connect, connect_error, connect_with, proxy_for, spawn_with_admin, sqlstate,
+    standin, standin_with_session_lifetime, still_serves, target_name, target_toml,
 };
-use hardening::{raw_session, read_message, size, vm_rss_kib, wait_for_backend};
-use standin::{ProxyCommand, ProxyProcess, StandInOptions};
+use hardening::{is_active, raw_session, read_message, size, vm_rss_kib, wait_for_backend};
+use standin::ProxyProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Connects through the proxy with extra conninfo; the connection task's result is returned
-/// too, since an error the server sends outside a query (57P01) ends up there.
-async fn connect_with(
-    addr: SocketAddr,
-    extra: &str,
-) -> (Client, JoinHandle<Result<(), tokio_postgres::Error>>) {
-    let (client, conn) = tokio_postgres::connect(&conninfo(addr, "iam_user", extra), NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect ({extra}): {e}"));
-    (client, tokio::spawn(conn))
-}
-
-fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
-    e.as_db_error().map(|d| d.code().code().to_owned())
-}
 
 fn closed_sessions(proxy: &ProxyProcess) -> usize {
     proxy.log_messages("connection closed").len()
@@ -58,13 +40,7 @@ async fn database_restart_mid_session_gives_57p01_and_the_next_connection_works(
     idle.simple_query("select 1").await.unwrap();
     let (busy, _busy_conn) = connect_with(proxy.addr(), "application_name=restart-busy").await;
     let query = tokio::spawn(async move { busy.simple_query("select pg_sleep(60)").await });
-    wait_for_backend(
-        &s,
-        "restart-busy",
-        WAIT,
-        |row| matches!(row, Some((_, state, _)) if state == "active"),
-    )
-    .await;
+    wait_for_backend(&s, "restart-busy", WAIT, is_active).await;
 
     let restarted = Instant::now();
     s.restart().await.unwrap();
@@ -155,7 +131,6 @@ async fn unreachable_unresolvable_and_stalling_databases_fail_08001_within_the_c
     let silent = staller(None).await;
     let stall_after_s = staller(Some(b'S')).await;
 
-    let ca = s.ca_file().display().to_string();
     let host = s.host().to_owned();
     let names = [
         "good",
@@ -184,25 +159,22 @@ async fn unreachable_unresolvable_and_stalling_databases_fail_08001_within_the_c
         } else {
             &host
         };
-        config.push_str(&format!(
-            "[[target]]\nname = \"{name}\"\nhost = \"{target_host}\"\nport = 5432\n\
-             region = \"us-east-1\"\ndatabase = \"appdb\"\nlisten = [\"127.0.0.1:{}\"]\n\
-             ca_file = \"{ca}\"\n{}\n\n",
-            ports[i], connect_to[i]
+        config.push_str(&target_toml(
+            name,
+            target_host,
+            &[format!("127.0.0.1:{}", ports[i])],
+            s.ca_file(),
+            &format!(
+                "region = \"us-east-1\"\ndatabase = \"appdb\"\n{}",
+                connect_to[i]
+            ),
         ));
     }
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, config).unwrap();
     let timeout = Duration::from_secs(2);
-    let proxy = ProxyCommand::new(PROXY_BIN)
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "--connect-timeout",
-            "2s",
-        ])
-        .standin_env(&s)
-        .expect_listeners(names.len())
+    let proxy = config_proxy(&s, &path, names.len())
+        .args(["--connect-timeout", "2s"])
         .spawn()
         .unwrap();
     let at = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
@@ -274,11 +246,7 @@ async fn expiries(admin: SocketAddr, target: &str) -> (f64, f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_outage_cached_tokens_work_until_they_lapse_then_08004_then_recovery() {
     // Session credentials live 20 s, so the outage outlasts them within the test.
-    let s = standin_with(StandInOptions {
-        session_lifetime: Duration::from_secs(20),
-        ..StandInOptions::default()
-    })
-    .await;
+    let s = standin_with_session_lifetime(Duration::from_secs(20)).await;
     let (proxy, admin) = spawn_with_admin(proxy_for(&s));
     let target = target_name(&proxy);
     still_serves(&proxy).await;
@@ -409,11 +377,7 @@ async fn credentials_rotating_under_a_connection_every_100ms_lose_no_connection(
         (Duration::from_secs(15), Duration::from_secs(45)),
         (Duration::from_secs(60), Duration::from_secs(300)),
     );
-    let s = standin_with(StandInOptions {
-        session_lifetime: lifetime,
-        ..StandInOptions::default()
-    })
-    .await;
+    let s = standin_with_session_lifetime(lifetime).await;
     let proxy = proxy_for(&s).spawn().unwrap();
     let addr = proxy.addr();
 
@@ -493,13 +457,7 @@ async fn a_client_that_vanishes_mid_query_ends_its_session_and_its_server_backen
     )
     .await;
     let _query = tokio::spawn(async move { client.simple_query("select pg_sleep(60)").await });
-    wait_for_backend(
-        &s,
-        "vanish-sleep",
-        WAIT,
-        |row| matches!(row, Some((_, state, _)) if state == "active"),
-    )
-    .await;
+    wait_for_backend(&s, "vanish-sleep", WAIT, is_active).await;
     let closed_before = closed_sessions(&proxy);
     conn.abort(); // drops the socket, as a killed process would
     let sleep_gone = wait_for_backend(&s, "vanish-sleep", WAIT, Option::is_none).await;

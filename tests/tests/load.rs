@@ -28,7 +28,6 @@ use standin::{ProxyProcess, StandIn, StandInOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::NoTls;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -244,10 +243,9 @@ async fn tens_of_thousands_of_sessions_in_a_row_have_no_errors_and_no_leak() {
     let one = |i: usize| {
         let info = info.clone();
         async move {
-            let (client, conn) = tokio_postgres::connect(&info, NoTls)
+            let (client, conn) = common::open(&info)
                 .await
                 .map_err(|e| format!("session {i}: {e}"))?;
-            let conn = tokio::spawn(conn);
             client
                 .simple_query("select 1")
                 .await

@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::{proxy_for, standin};
+use common::{one, proxy_for, standin};
 use standin::StandIn;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -24,6 +24,7 @@ fn localhost_cert(s: &StandIn, dir: &std::path::Path) -> (String, String) {
     (c.display().to_string(), k.display().to_string())
 }
 
+/// A verified TLS session to the proxy as `localhost`, with a client password if given.
 async fn connect_tls(
     s: &StandIn,
     addr: SocketAddr,
@@ -44,11 +45,6 @@ async fn connect_tls(
         let _ = conn.await;
     });
     Ok(client)
-}
-
-async fn one(client: &Client, sql: &str) -> String {
-    let rows = client.query(sql, &[]).await.expect(sql);
-    rows[0].get::<_, String>(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

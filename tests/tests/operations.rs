@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use admin_client::{get, metric, post, wait_for_active, wait_for_status};
 use common::{
     admin_addr, connect, connect_error, direct_session, proxy_for, spawn_with_admin, standin,
-    standin_with, still_serves, target_name, PROXY_BIN,
+    standin_with_session_lifetime, still_serves, target_name, PROXY_BIN,
 };
 use serde_json::Value;
-use standin::{ProxyCommand, StandInOptions};
+use standin::ProxyCommand;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -270,15 +270,7 @@ async fn a_second_sigterm_ends_at_once() {
             "--admin-listen".into(),
             "127.0.0.1:0".into(),
         ])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env(
-            "AWS_CONFIG_FILE",
-            dir.path().join("none").display().to_string(),
-        )
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.path().join("none").display().to_string(),
-        )
+        .isolated_aws(&dir.path().join("none"))
         .spawn()
         .unwrap();
     let admin = admin_addr(&mut proxy);
@@ -298,11 +290,7 @@ async fn a_second_sigterm_ends_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_while_credentials_are_gone_and_recovers() {
     // Session credentials live 12 s, so they (and the tokens cut to them) lapse quickly.
-    let s = standin_with(StandInOptions {
-        session_lifetime: Duration::from_secs(12),
-        ..StandInOptions::default()
-    })
-    .await;
+    let s = standin_with_session_lifetime(Duration::from_secs(12)).await;
     let (proxy, admin) = spawn_with_admin(proxy_for(&s));
     wait_for_status(admin, "/readiness", 200, WAIT).await;
     still_serves(&proxy).await;

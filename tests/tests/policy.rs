@@ -14,21 +14,12 @@ const CLUSTER: &str = "aurorapgsqlv1.cluster-cabc123xyz.ap-northeast-1.rds.amazo
 /// The command with static test credentials, no AWS config files, and every AWS endpoint on
 /// loopback (`stub`, or a closed port).
 fn policy_cmd(stub: Option<&AwsStub>, dir: &tempfile::TempDir) -> ProxyCommand {
-    let none = dir.path().join("none").display().to_string();
-    let mut cmd = ProxyCommand::new(PROXY_BIN)
+    let cmd = ProxyCommand::new(PROXY_BIN)
         .arg("policy")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTESTPOLICY000001")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret-not-real")
-        .env("AWS_CONFIG_FILE", none.clone())
-        .env("AWS_SHARED_CREDENTIALS_FILE", none)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .static_credentials("AKIDTESTPOLICY000001", "test-secret-not-real")
+        .isolated_aws(&dir.path().join("none"))
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
-    if let Some(stub) = stub {
-        for (k, v) in stub.env() {
-            cmd = cmd.env(k, v);
-        }
-    }
-    cmd
+    cmd.envs(stub.map(AwsStub::env).unwrap_or_default())
 }
 
 fn resources(stdout: &str) -> Vec<String> {
@@ -140,13 +131,10 @@ fn policy_falls_back_to_star_with_warnings_when_rds_says_no_and_no_user_is_named
 #[test]
 fn policy_without_credentials_still_prints_a_policy_with_star_and_warnings() {
     let dir = tempfile::tempdir().unwrap();
-    let none = dir.path().join("none").display().to_string();
     let (status, stdout, stderr) = ProxyCommand::new(PROXY_BIN)
         .args(["policy", "--resource-id", "cluster-X"])
         .arg(format!("postgres://iam_user@{CLUSTER}"))
-        .env("AWS_CONFIG_FILE", none.clone())
-        .env("AWS_SHARED_CREDENTIALS_FILE", none)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .isolated_aws(&dir.path().join("none"))
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .output()
         .unwrap();

@@ -3,11 +3,11 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{connect, connect_error, proxy_for, standin, PROXY_BIN};
+use common::{config_proxy, connect, connect_error, proxy_for, sqlstate, standin, target_toml};
 use standin::cluster::free_port;
-use standin::ProxyCommand;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -31,52 +31,36 @@ async fn unreachable_untrusted_or_plaintext_databases_get_08001_and_others_keep_
     });
     let nothing = free_port().unwrap();
     let ports: Vec<u16> = (0..5).map(|_| free_port().unwrap()).collect();
-    let ca = s.ca_file().display().to_string();
+    let ca = s.ca_file();
     let host = s.host().to_owned();
     let real = s.addr().to_string();
-    let target = |name: &str, host: &str, port: u16, connect_to: &str, ca: &str| {
-        format!(
-            "[[target]]\nname = \"{name}\"\nhost = \"{host}\"\nport = 5432\ndatabase = \"appdb\"\n\
-             listen = [\"127.0.0.1:{port}\"]\nconnect_to = \"{connect_to}\"\nca_file = \"{ca}\"\n\n"
+    let target = |name: &str, host: &str, port: u16, connect_to: &str, ca: &Path| {
+        target_toml(
+            name,
+            host,
+            &[format!("127.0.0.1:{port}")],
+            ca,
+            &format!("database = \"appdb\"\nconnect_to = \"{connect_to}\""),
         )
     };
     let config = [
-        target("good", &host, ports[0], &real, &ca),
-        target(
-            "down",
-            &host,
-            ports[1],
-            &format!("127.0.0.1:{nothing}"),
-            &ca,
-        ),
-        target(
-            "wrongca",
-            &host,
-            ports[2],
-            &real,
-            &wrong_ca.display().to_string(),
-        ),
+        target("good", &host, ports[0], &real, ca),
+        target("down", &host, ports[1], &format!("127.0.0.1:{nothing}"), ca),
+        target("wrongca", &host, ports[2], &real, &wrong_ca),
         target(
             "mismatch",
             "other.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com",
             ports[3],
             &real,
-            &ca,
+            ca,
         ),
-        target("plaintext", &host, ports[4], &plain_addr.to_string(), &ca),
+        target("plaintext", &host, ports[4], &plain_addr.to_string(), ca),
     ]
     .concat();
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, config).unwrap();
-    let proxy = ProxyCommand::new(PROXY_BIN)
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "--connect-timeout",
-            "5s",
-        ])
-        .standin_env(&s)
-        .expect_listeners(5)
+    let proxy = config_proxy(&s, &path, 5)
+        .args(["--connect-timeout", "5s"])
         .spawn()
         .unwrap();
     let at =
@@ -184,8 +168,7 @@ async fn no_credentials_gives_08004_and_recovers_when_they_return() {
         match connect(proxy.addr(), "iam_user").await {
             Ok(client) => break client,
             Err(e) => {
-                let code = e.as_db_error().map(|d| d.code().code().to_owned());
-                assert_eq!(code.as_deref(), Some("08004"), "{e}");
+                assert_eq!(sqlstate(&e).as_deref(), Some("08004"), "{e}");
                 assert!(Instant::now() < deadline, "no recovery: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, copy_out_digest, proxy_for, standin};
+use common::{connect, connect_default_db, copy_out_digest, proxy_for, standin};
 use futures_util::SinkExt;
 use tokio_postgres::NoTls;
 
@@ -206,17 +206,9 @@ async fn forced_user_and_default_database_apply() {
         .unwrap();
     // The client says it is "someone_else" and names no database: the proxy forces the user,
     // and the target's database (appdb) is used.
-    let (client, conn) = tokio_postgres::connect(
-        &format!(
-            "host={} port={} user=someone_else sslmode=disable",
-            proxy.addr().ip(),
-            proxy.addr().port()
-        ),
-        NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let client = connect_default_db(proxy.addr(), "someone_else")
+        .await
+        .unwrap();
     let row = client
         .query_one("select current_user::text, current_database()::text", &[])
         .await

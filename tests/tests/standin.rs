@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use standin::{sign_for_test, Credentials, Refusal, StandIn, StandInOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 async fn start() -> StandIn {
     let started = Instant::now();
@@ -14,18 +15,24 @@ async fn start() -> StandIn {
     standin
 }
 
+/// A direct session to the `postgres` database.
 async fn connect(
     standin: &StandIn,
     user: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = standin
-        .client_config(user, "postgres")
-        .password(password)
-        .connect(standin.tls())
-        .await?;
-    tokio::spawn(connection);
-    Ok(client)
+    standin.connect_direct(user, "postgres", password).await
+}
+
+/// The error of a session as `app` whose TLS verification must fail.
+async fn tls_failure(standin: &StandIn, tls: MakeRustlsConnect) -> tokio_postgres::Error {
+    standin
+        .client_config("app", "postgres")
+        .password("s3cret")
+        .connect(tls)
+        .await
+        .err()
+        .expect("TLS verification must fail")
 }
 
 fn sqlstate(e: &tokio_postgres::Error) -> Option<&SqlState> {
@@ -218,30 +225,16 @@ async fn wrong_ca_and_wrong_hostname_fail_tls_verification() {
 
     let wrong_ca = standin.write_wrong_ca_file().unwrap();
     let config = standin::tls::client_config_from_pem_file(&wrong_ca).unwrap();
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
-    let err = standin
-        .client_config("app", "postgres")
-        .password("s3cret")
-        .connect(tls)
-        .await
-        .err()
-        .expect("TLS verification must fail");
+    let err = tls_failure(&standin, MakeRustlsConnect::new(config)).await;
     assert!(format!("{err:?}").contains("UnknownIssuer"), "{err:?}");
 
     // The right CA file, but the server now presents a certificate for another host.
     let config = standin::tls::client_config_from_pem_file(standin.ca_file()).unwrap();
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
     standin
         .use_server_cert_for(&["elsewhere.example.com"])
         .await
         .unwrap();
-    let err = standin
-        .client_config("app", "postgres")
-        .password("s3cret")
-        .connect(tls)
-        .await
-        .err()
-        .expect("TLS verification must fail");
+    let err = tls_failure(&standin, MakeRustlsConnect::new(config)).await;
     assert!(format!("{err:?}").contains("NotValidForName"), "{err:?}");
 }
 

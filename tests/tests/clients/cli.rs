@@ -26,18 +26,23 @@ pub fn conninfo(addr: SocketAddr, extra: &str) -> String {
     )
 }
 
-/// A libpq program with a clean environment: no password from anywhere, no psqlrc.
-pub fn command(program: &str) -> Command {
-    let mut cmd = Command::new(program);
+/// A clean environment for a client program: PATH only, no password file, a UTF-8 locale;
+/// no stdin, output captured, killed when dropped.
+pub fn clean(cmd: &mut Command) -> &mut Command {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PGPASSFILE", "/nonexistent/pgpass")
-        .env("PGCONNECT_TIMEOUT", "10")
         .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+}
+
+/// A libpq program with a clean environment: no password from anywhere, no psqlrc.
+pub fn command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    clean(&mut cmd).env("PGCONNECT_TIMEOUT", "10");
     cmd
 }
 

@@ -144,6 +144,11 @@ pub async fn backend_of(
         .map(|r| (r.get(0), r.get(1), r.get(2)))
 }
 
+/// For [`wait_for_backend`]: the backend runs a query.
+pub fn is_active(row: &Option<(i32, String, String)>) -> bool {
+    matches!(row, Some((_, state, _)) if state == "active")
+}
+
 /// Polls pg_stat_activity until `done` holds for the backend of `application_name`
 /// (`None` = no such backend); returns how long it took. Panics after `timeout`.
 pub async fn wait_for_backend(
