@@ -404,15 +404,15 @@ async fn sighup_applies_a_ca_bundle_rotated_in_place() {
     let ca = dir.path().join("bundle.pem");
     std::fs::copy(s.write_wrong_ca_file().unwrap(), &ca).unwrap();
     let port = free_port().unwrap();
-    let toml = target_toml(&s, "rotating", &[tcp(port)], "database = \"appdb\"").replace(
+    let toml = target(&s, "rotating", &[tcp(port)], "database = \"appdb\"").replace(
         &s.ca_file().display().to_string(),
         &ca.display().to_string(),
     );
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, toml).unwrap();
-    let mut proxy = spawn_with_config(&s, &path, 1);
+    let mut proxy = config_proxy(&s, &path, 1).spawn().expect("proxy starts");
 
-    let Err(refused) = connect(port, "iam_user", "").await else {
+    let Err(refused) = connect_default_db(at(port), "iam_user").await else {
         panic!("a server certificate the CA bundle did not sign was accepted");
     };
     let code = refused.as_db_error().map(|e| e.code().code().to_owned());
@@ -428,7 +428,7 @@ async fn sighup_applies_a_ca_bundle_rotated_in_place() {
         Some("rotating"),
         "{reloaded:?}"
     );
-    let client = connect(port, "iam_user", "")
+    let client = connect_default_db(at(port), "iam_user")
         .await
         .expect("the rotated CA bundle verifies the server after SIGHUP");
     assert_eq!(one(&client, "SELECT current_user::text").await, "iam_user");
