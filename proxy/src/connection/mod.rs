@@ -73,7 +73,9 @@ pub(crate) async fn serve<S: ClientIo>(
             Ok(outcome) => *outcome,
             Err(e) => e.outcome(),
         };
-        shared.metrics.connection_closed(target, outcome.label());
+        shared
+            .metrics
+            .connection_closed(target, outcome.label(), outcome == Outcome::AuthFailed);
         tracing::info!(
             user = %log.user,
             database = %log.database,

@@ -122,16 +122,16 @@ impl Metrics {
         ActiveConnection(gauge)
     }
 
-    /// Counts a closed connection by its outcome label (`auth_failed` also in
-    /// `auth_failures_total`).
-    pub fn connection_closed(&self, target: &str, outcome: &str) {
+    /// Counts a closed connection by its outcome label; one the database refused to
+    /// authenticate also counts in `auth_failures_total`.
+    pub fn connection_closed(&self, target: &str, outcome: &str, auth_failed: bool) {
         self.connections_total
             .get_or_create(&ResultLabel {
                 target: target.to_owned(),
                 result: outcome.to_owned(),
             })
             .inc();
-        if outcome == "auth_failed" {
+        if auth_failed {
             self.auth_failures_total
                 .get_or_create(&TargetLabel {
                     target: target.to_owned(),
