@@ -40,6 +40,8 @@ pub(crate) struct RawTarget {
     pub role_arn: Option<Val>,
     /// Default: the global `profile`.
     pub profile: Option<Val>,
+    /// `none` or `session`. Default: the global `pool_mode`.
+    pub pool_mode: Option<Val>,
 }
 
 /// Keys of a target, in the order shown in messages; also the TARGET URL query keys.
@@ -53,6 +55,7 @@ pub(crate) const TARGET_KEYS: &[&str] = &[
     "ca_file",
     "role_arn",
     "profile",
+    "pool_mode",
 ];
 
 /// Variables read directly rather than mapped onto a file key.

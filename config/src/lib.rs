@@ -20,8 +20,8 @@ use std::time::Duration;
 pub use error::{ConfigError, Origin};
 pub use file::ENV_PREFIX;
 pub use schema::{restart_only_changes, settings_reference, FlagKind, RunArgs, SettingDoc};
-pub use settings::{defaults, ClientTls, LogFormat, Secret, Settings};
-pub use target::{CaFile, ListenAddr, Target, DEFAULT_PORT};
+pub use settings::{defaults, ClientTls, LogFormat, Secret, ServerPool, Settings};
+pub use target::{CaFile, ListenAddr, PoolMode, Target, DEFAULT_PORT};
 
 use file::{Layers, RawTarget, ENV_CONFIG, ENV_TARGETS};
 use target::Globals;
@@ -100,6 +100,15 @@ fn positive_duration(f: &Field<'_>) -> Result<Duration, ConfigError> {
     Ok(d)
 }
 
+/// The reset query runs as one simple Query: it must be a non-empty statement.
+fn reset_query(f: &Field<'_>) -> Result<String, ConfigError> {
+    let sql = f.string()?;
+    if sql.trim().is_empty() || sql.contains('\0') {
+        return Err(f.invalid("an SQL statement such as \"DISCARD ALL\""));
+    }
+    Ok(sql)
+}
+
 fn admin_listen(f: &Field<'_>) -> Result<Option<SocketAddr>, ConfigError> {
     // `off` lets a flag or variable switch off an address set in the file.
     if matches!(f.val, Val::Str(s) if s.trim().eq_ignore_ascii_case("off")) {
@@ -171,6 +180,7 @@ fn globals(layers: &Layers) -> Result<Globals, ConfigError> {
         ca_file: setting!(layers, ca_file, target::parse_ca_file)?.unwrap_or_default(),
         role_arn: setting!(layers, role_arn, Field::string)?,
         profile: setting!(layers, profile, Field::string)?,
+        pool_mode: setting!(layers, pool_mode, target::parse_pool_mode)?.unwrap_or_default(),
         listen: (
             setting!(layers, listen, Field::socket_addr)?.unwrap_or(defaults::LISTEN),
             file::origin_of(layers, "listen"),
@@ -206,6 +216,18 @@ fn resolve(
         setting!(layers, max_connect_rate, max_connect_rate)?.unwrap_or(defaults::MAX_CONNECT_RATE);
     let connect_timeout =
         setting!(layers, connect_timeout, positive_duration)?.unwrap_or(defaults::CONNECT_TIMEOUT);
+    let pool = ServerPool {
+        max_idle: setting!(layers, pool_max_idle, |f| {
+            Ok(f.int(0, 100_000, "an integer 0-100000 of idle connections")? as usize)
+        })?
+        .unwrap_or(defaults::POOL_MAX_IDLE),
+        idle_timeout: setting!(layers, server_idle_timeout, positive_duration)?
+            .unwrap_or(defaults::SERVER_IDLE_TIMEOUT),
+        lifetime: setting!(layers, server_lifetime, positive_duration)?
+            .unwrap_or(defaults::SERVER_LIFETIME),
+        reset_query: setting!(layers, server_reset_query, reset_query)?
+            .unwrap_or_else(|| defaults::SERVER_RESET_QUERY.to_owned()),
+    };
     let startup_timeout =
         setting!(layers, startup_timeout, positive_duration)?.unwrap_or(defaults::STARTUP_TIMEOUT);
     let min_sigterm_delay = setting!(layers, min_sigterm_delay, Field::duration)?
@@ -241,6 +263,7 @@ fn resolve(
         max_connections,
         max_connect_rate,
         connect_timeout,
+        pool,
         startup_timeout,
         min_sigterm_delay,
         max_sigterm_delay,

@@ -149,6 +149,36 @@ settings! {
         default: "30s" (shown),
         reload: live,
     }
+    pool_mode {
+        doc: "Keep server connections for the next client (session) or not (none); per target too",
+        flag: "none|session",
+        default: "none" (shown),
+        reload: live,
+    }
+    pool_max_idle {
+        doc: "Idle server connections kept per pool key (target, user, database, options)",
+        flag: "N",
+        default: "8" (shown),
+        reload: live,
+    }
+    server_idle_timeout {
+        doc: "An idle server connection older than this is closed",
+        flag: "DUR",
+        default: "5m" (shown),
+        reload: live,
+    }
+    server_lifetime {
+        doc: "A server connection is not reused past this age (minus up to 10% jitter)",
+        flag: "DUR",
+        default: "1h" (shown),
+        reload: live,
+    }
+    server_reset_query {
+        doc: "Run before a server connection goes back to the pool",
+        flag: "SQL",
+        default: "DISCARD ALL" (shown),
+        reload: live,
+    }
     startup_timeout {
         doc: "Time a client has to send its startup packet",
         flag: "DUR",

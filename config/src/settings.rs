@@ -20,6 +20,10 @@ pub mod defaults {
     pub const MIN_SIGTERM_DELAY: Duration = Duration::ZERO;
     pub const MAX_SIGTERM_DELAY: Duration = Duration::from_secs(30);
     pub const LOG_LEVEL: &str = "info";
+    pub const POOL_MAX_IDLE: usize = 8;
+    pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const SERVER_LIFETIME: Duration = Duration::from_secs(60 * 60);
+    pub const SERVER_RESET_QUERY: &str = "DISCARD ALL";
     pub const UNIX_SOCKET_MODE: u32 = 0o700;
 }
 
@@ -37,6 +41,8 @@ pub struct Settings {
     pub max_connect_rate: u32,
     /// DNS + TCP + TLS + auth to upstream. Default 30s.
     pub connect_timeout: Duration,
+    /// Server connection reuse, for targets with `pool_mode = "session"`.
+    pub pool: ServerPool,
     /// Time a client has to finish its startup. Default 10s.
     pub startup_timeout: Duration,
     /// Keep accepting this long after SIGTERM. Default 0s.
@@ -66,6 +72,30 @@ impl Settings {
     /// The target with this name.
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// How pooled server connections are kept (spec §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerPool {
+    /// Idle server connections kept per pool key. Default 8.
+    pub max_idle: usize,
+    /// An idle server connection idle this long is closed. Default 5m.
+    pub idle_timeout: Duration,
+    /// A server connection is not reused past this age, minus up to 10% jitter. Default 1h.
+    pub lifetime: Duration,
+    /// Run before a connection goes back to the pool. Default `DISCARD ALL`.
+    pub reset_query: String,
+}
+
+impl Default for ServerPool {
+    fn default() -> Self {
+        ServerPool {
+            max_idle: defaults::POOL_MAX_IDLE,
+            idle_timeout: defaults::SERVER_IDLE_TIMEOUT,
+            lifetime: defaults::SERVER_LIFETIME,
+            reset_query: defaults::SERVER_RESET_QUERY.to_owned(),
+        }
     }
 }
 

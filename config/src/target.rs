@@ -39,6 +39,36 @@ pub struct Target {
     pub role_arn: Option<String>,
     /// AWS profile.
     pub profile: Option<String>,
+    /// Whether server connections outlive their clients. Default none.
+    pub pool_mode: PoolMode,
+}
+
+/// Server connection reuse (spec §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoolMode {
+    /// Every client gets a new server connection, closed when it leaves.
+    #[default]
+    None,
+    /// A server connection whose session ended clean is reset and kept for the next client
+    /// with the same pool key.
+    Session,
+}
+
+impl PoolMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            PoolMode::None => "none",
+            PoolMode::Session => "session",
+        }
+    }
+}
+
+pub(crate) fn parse_pool_mode(f: &Field<'_>) -> Result<PoolMode, ConfigError> {
+    match f.string()?.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(PoolMode::None),
+        "session" => Ok(PoolMode::Session),
+        _ => Err(f.invalid("none or session")),
+    }
 }
 
 impl Target {
@@ -101,6 +131,7 @@ pub(crate) struct Globals {
     pub ca_file: CaFile,
     pub role_arn: Option<String>,
     pub profile: Option<String>,
+    pub pool_mode: PoolMode,
     pub listen: (SocketAddr, Origin),
     pub unix_socket: Option<PathBuf>,
 }
@@ -124,6 +155,7 @@ struct Parsed {
     ca_file: Option<CaFile>,
     role_arn: Option<String>,
     profile: Option<String>,
+    pool_mode: Option<PoolMode>,
 }
 
 /// A resolved target and where its listen addresses came from (for validation messages).
@@ -200,6 +232,7 @@ fn parse_target(raw: &RawTarget, origin: &Origin) -> Result<Parsed, ConfigError>
         ca_file: opt("ca_file", &raw.ca_file, origin, parse_ca_file)?,
         role_arn: opt("role_arn", &raw.role_arn, origin, Field::string)?,
         profile: opt("profile", &raw.profile, origin, Field::string)?,
+        pool_mode: opt("pool_mode", &raw.pool_mode, origin, parse_pool_mode)?,
     })
 }
 
@@ -253,6 +286,7 @@ pub(crate) fn resolve(
                 ca_file: p.ca_file.unwrap_or_else(|| g.ca_file.clone()),
                 role_arn: p.role_arn.or_else(|| g.role_arn.clone()),
                 profile: p.profile.or_else(|| g.profile.clone()),
+                pool_mode: p.pool_mode.unwrap_or(g.pool_mode),
             },
             listen_origin,
         });

@@ -81,6 +81,7 @@ pub(crate) fn parse(text: &str, origin: &Origin) -> Result<RawTarget, ConfigErro
             "ca_file" => &mut raw.ca_file,
             "role_arn" => &mut raw.role_arn,
             "profile" => &mut raw.profile,
+            "pool_mode" => &mut raw.pool_mode,
             // `listen` may repeat: `?listen=127.0.0.1:6000&listen=unix:/tmp`.
             "listen" => {
                 raw.listen = Some(match raw.listen.take() {

@@ -21,6 +21,7 @@ pub mod handshake;
 pub mod limits;
 pub mod query;
 pub mod scram;
+pub mod session_state;
 pub mod sqlstate;
 
 mod wire;
@@ -33,6 +34,7 @@ pub use frontend::{
 };
 pub use handshake::{HandshakeError, HandshakeStep, UpstreamHandshake};
 pub use query::{decode_data_row, encode_query};
+pub use session_state::{ClientChunk, SessionState};
 pub use sqlstate::SqlState;
 
 /// Result of a decoder: `Incomplete` is a normal outcome meaning "read more".

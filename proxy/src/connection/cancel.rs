@@ -7,14 +7,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rds_iam_protocol::CancelRequest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::outcome::Outcome;
 use crate::targets::{ServerTrust, TargetContext};
-use crate::upstream::{start_tls, UpstreamError};
+use crate::upstream::{send_cancel, UpstreamError};
 
 type Key = (u32, Bytes);
 
@@ -94,35 +92,9 @@ impl CancelMap {
             return Ok(false);
         };
         let timeout = route.timeout;
-        tokio::time::timeout(timeout, send_cancel(&route, request))
+        tokio::time::timeout(timeout, send_cancel(route.addr, &route.trust, request))
             .await
             .unwrap_or(Err(UpstreamError::Timeout(timeout)))?;
         Ok(true)
     }
-}
-
-async fn send_cancel(route: &CancelRoute, request: &CancelRequest) -> Result<(), UpstreamError> {
-    let tcp = TcpStream::connect(route.addr)
-        .await
-        .map_err(|source| UpstreamError::Connect {
-            addr: route.addr,
-            source,
-        })?;
-    tcp.set_nodelay(true)?;
-    let mut tls = start_tls(tcp, route.addr, &route.trust).await?;
-    let mut out = BytesMut::with_capacity(16 + request.secret.len());
-    request.encode(&mut out);
-    tls.write_all(&out).await?;
-    tls.flush().await?;
-    // The server acts on the request and closes; wait for that so the cancel has landed
-    // before we report it forwarded.
-    // Servers close without close_notify, which rustls reports as an error: either way the
-    // request was delivered.
-    let mut sink = [0u8; 64];
-    while let Ok(n) = tls.read(&mut sink).await {
-        if n == 0 {
-            break;
-        }
-    }
-    Ok(())
 }

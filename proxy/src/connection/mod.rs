@@ -5,8 +5,10 @@
 //! 2. admit: over `max_connections` the client is refused now that it has said who it is;
 //! 3. authenticate: the forced user and default database, the client password if set;
 //! 4. a [`ServerSession`] from `upstream::open`, its greeting relayed to the client;
-//! 5. [`splice`] until the server closes or a side fails;
-//! 6. the server session handed back with `upstream::release`.
+//! 5. [`splice`] until the server closes or a side fails (a pooled session: until the client
+//!    is done, following message boundaries to know whether it ended clean);
+//! 6. the server session handed back with `upstream::release`: kept for the next client if it
+//!    is pooled and ended clean, else closed.
 
 mod bounds;
 mod cancel;
@@ -40,9 +42,10 @@ use self::error::ClientError;
 use self::handshake::{handshake, Handshake};
 use self::outcome::Outcome;
 use self::reply::refuse;
-use self::splice::{splice, Side, SpliceEnd, Transferred};
+use self::splice::{splice, Raw, Side, SpliceEnd, Tracked, Transferred, Watch};
 use self::stream::ClientStream;
-use crate::upstream::{self, ServerSession};
+use crate::metrics::ByteCounters;
+use crate::upstream::{self, Ending, ServerSession};
 
 /// Facts for the close log line, filled in as the stages pass.
 #[derive(Debug, Default)]
@@ -51,6 +54,9 @@ struct SessionLog {
     database: String,
     tls: bool,
     moved: Transferred,
+    /// The server connection was reused from the pool, and was kept for the next client.
+    reused: bool,
+    kept: bool,
 }
 
 /// Serves one accepted client connection to completion.
@@ -83,6 +89,8 @@ pub(crate) async fn serve<S: ClientIo>(
             duration_ms = started.elapsed().as_millis() as u64,
             bytes_in = log.moved.client_to_server,
             bytes_out = log.moved.server_to_client,
+            server_reused = log.reused,
+            server_kept = log.kept,
             outcome = outcome.label(),
             error = result.as_ref().err().map(tracing::field::display),
             "connection closed"
@@ -121,10 +129,11 @@ async fn pipeline<S: ClientIo>(
             } => (stream, message, leftover),
         };
     log.tls = client.is_tls();
-    let (mut server, _cancel_key) =
+    let (mut server, _cancel_key, leftover) =
         prepare(&mut client, &cx, &admission, startup, leftover, log).await?;
-    let outcome = relay(&mut client, &mut server, &cx, log).await?;
-    upstream::release(server);
+    log.reused = server.reused;
+    let (outcome, ending) = relay(&mut client, &mut server, leftover, &cx, log).await?;
+    log.kept = upstream::release(server, ending);
     Ok(outcome)
 }
 
@@ -137,7 +146,7 @@ async fn prepare<S: ClientIo>(
     startup: StartupMessage,
     leftover: BytesMut,
     log: &mut SessionLog,
-) -> Result<(ServerSession, Option<CancelGuard>), ClientError> {
+) -> Result<(ServerSession, Option<CancelGuard>, BytesMut), ClientError> {
     let ready = tokio::select! {
         r = setup(client, cx, admission, startup, leftover, log) => r,
         () = cx.shared.close_all.cancelled() => Err(ClientError::ShuttingDown),
@@ -148,21 +157,32 @@ async fn prepare<S: ClientIo>(
     ready
 }
 
-/// Stage 5: the splice, until the server closes, a side fails, or the drain ends.
+/// Stage 5: the splice, until the server closes, a side fails, or the drain ends; for a
+/// pooled session until the client is done. Starts with what the client sent ahead of the
+/// greeting. Also returns how it ended for its server connection.
 async fn relay<S: ClientIo>(
     client: &mut ClientStream<S>,
     server: &mut ServerSession,
+    leftover: BytesMut,
     cx: &Stages<'_>,
     log: &mut SessionLog,
-) -> Result<Outcome, ClientError> {
+) -> Result<(Outcome, Ending), ClientError> {
     let meters = cx.shared.metrics.byte_counters(&cx.route.target.name);
-    let (moved, end) = tokio::select! {
-        ended = splice(client, &mut server.stream, Some(&meters)) => ended,
-        () = cx.shared.close_all.cancelled() => return Err(ClientError::ShuttingDown),
+    let (end, ending) = if server.is_pooled() {
+        let mut watch = Tracked::default();
+        let end = splice_from(client, server, leftover, cx, &meters, &mut watch, log).await?;
+        let ending = match (&end, &watch.state) {
+            (SpliceEnd::ClientLeft, state) if state.is_idle() => Ending::Clean,
+            (_, state) if state.is_busy() => Ending::Busy,
+            _ => Ending::Dirty,
+        };
+        (end, ending)
+    } else {
+        let end = splice_from(client, server, leftover, cx, &meters, &mut Raw, log).await?;
+        (end, Ending::Dirty)
     };
-    log.moved = moved;
-    Ok(match end {
-        SpliceEnd::ServerClosed => Outcome::Ok,
+    let outcome = match end {
+        SpliceEnd::ServerClosed | SpliceEnd::ClientLeft => Outcome::Ok,
         SpliceEnd::Failed(e) => {
             tracing::debug!(side = %e.side(), error = %e, "splice ended");
             match e.side() {
@@ -170,7 +190,33 @@ async fn relay<S: ClientIo>(
                 Side::Server => Outcome::ServerError,
             }
         }
-    })
+    };
+    Ok((outcome, ending))
+}
+
+/// The client's early bytes, then the splice with `watch`.
+async fn splice_from<S: ClientIo, W: Watch>(
+    client: &mut ClientStream<S>,
+    server: &mut ServerSession,
+    leftover: BytesMut,
+    cx: &Stages<'_>,
+    meters: &ByteCounters,
+    watch: &mut W,
+    log: &mut SessionLog,
+) -> Result<SpliceEnd, ClientError> {
+    if !leftover.is_empty() {
+        let keep = watch.client_sent(&leftover);
+        server.stream.write_all(&leftover[..keep]).await?;
+        if keep < leftover.len() {
+            return Ok(SpliceEnd::ClientLeft);
+        }
+    }
+    let (moved, end) = tokio::select! {
+        ended = splice(client, &mut server.stream, Some(meters), watch) => ended,
+        () = cx.shared.close_all.cancelled() => return Err(ClientError::ShuttingDown),
+    };
+    log.moved = moved;
+    Ok(end)
 }
 
 /// Stages 2 to 4: from the StartupMessage to a server session the client has been greeted
@@ -182,7 +228,7 @@ async fn setup<S: ClientIo>(
     mut startup: StartupMessage,
     leftover: BytesMut,
     log: &mut SessionLog,
-) -> Result<(ServerSession, Option<CancelGuard>), ClientError> {
+) -> Result<(ServerSession, Option<CancelGuard>, BytesMut), ClientError> {
     admit(admission)?;
     let user = identify(&mut startup, cx, log)?;
     let leftover = authenticate(client, cx, &user, leftover).await?;
@@ -193,8 +239,8 @@ async fn setup<S: ClientIo>(
         .backend_key
         .take()
         .map(|key| cx.shared.cancel.register(key, server.addr, target));
-    greet(client, &mut server, leftover).await?;
-    Ok((server, cancel_key))
+    greet(client, &mut server).await?;
+    Ok((server, cancel_key, leftover))
 }
 
 /// The client password, when one is set; returns what the client sent after the exchange.
@@ -220,27 +266,27 @@ async fn server_session(
     user: &str,
 ) -> Result<ServerSession, ClientError> {
     let started = Instant::now();
-    let server = upstream::open(&cx.route.target, startup, user).await?;
-    cx.shared
-        .metrics
-        .upstream_connect_seconds
-        .observe(started.elapsed().as_secs_f64());
+    let target = &cx.route.target;
+    let server = upstream::open(target, cx.route.pool.as_ref(), startup, user).await?;
+    let metrics = &cx.shared.metrics;
+    metrics.server_session(&target.name, server.reused);
+    if !server.reused {
+        metrics
+            .upstream_connect_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
     Ok(server)
 }
 
-/// Relays the server's AuthenticationOk … ReadyForQuery to the client, and what the client
-/// sent ahead of time to the server.
+/// Relays the server's AuthenticationOk … ReadyForQuery to the client (for a reused
+/// connection, the pool's equivalent of it).
 async fn greet<S: ClientIo>(
     client: &mut ClientStream<S>,
     server: &mut ServerSession,
-    leftover: BytesMut,
 ) -> Result<(), ClientError> {
     client.write_all(&server.to_client).await?;
     client.flush().await?;
     server.to_client = BytesMut::new();
-    if !leftover.is_empty() {
-        server.stream.write_all(&leftover).await?;
-    }
     Ok(())
 }
 

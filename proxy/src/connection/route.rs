@@ -7,11 +7,14 @@ use rds_iam_protocol::scram::ScramSecret;
 use tokio_rustls::TlsAcceptor;
 
 use crate::targets::TargetContext;
+use crate::upstream::Pool;
 
 /// One listener's current configuration.
 #[derive(Debug)]
 pub(crate) struct Route {
     pub target: Arc<TargetContext>,
+    /// The target's server connection pool, when its `pool_mode` is `session`.
+    pub pool: Option<Arc<Pool>>,
     pub client: Arc<ClientPolicy>,
 }
 

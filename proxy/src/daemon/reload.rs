@@ -168,10 +168,14 @@ impl State {
             .iter()
             .flat_map(|t| t.listen.iter().map(move |a| (a, t.name.as_str())))
             .collect();
+        let pools = &mut self.running.pools;
+        pools.update(&targets, &settings.pool, &self.running.shared.metrics);
+        let pools = &self.running.pools;
         let route = |name: &str| {
             let target = targets.iter().find(|t| t.name == name)?;
             Some(Arc::new(Route {
                 target: target.clone(),
+                pool: pools.get(name),
                 client: client.clone(),
             }))
         };

@@ -17,6 +17,7 @@ use crate::connection::{ClientPolicy, Route, Shared};
 use crate::listen::{bind_addr, client_policy, ClientPolicyError, ListenError, Listeners};
 use crate::metrics::Metrics;
 use crate::targets::{TargetBuilder, TargetContext, TargetError};
+use crate::upstream::PoolSet;
 
 /// How long the admin endpoint gets to finish in-flight replies once the drain is over.
 const ADMIN_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -53,6 +54,8 @@ pub(super) struct Running {
     pub client: Arc<ClientPolicy>,
     /// In the settings' order.
     pub targets: Vec<Arc<TargetContext>>,
+    /// The pools of targets with `pool_mode = "session"`.
+    pub pools: PoolSet,
     pub shared: Arc<Shared>,
 }
 
@@ -75,6 +78,7 @@ pub(crate) async fn serve(
     let targets = running.targets.clone();
     metrics.signers.set(targets.clone());
     let builder = running.builder.clone();
+    let pools = running.pools.stopper();
     let reloader = Reloader::start(running, listeners.control(), hangup);
     let admin_stop = CancellationToken::new();
     let admin = match settings.admin_listen {
@@ -93,6 +97,8 @@ pub(crate) async fn serve(
 
     let reason = lifecycle.stopped().await;
     sd_notify::notify(notify.as_ref(), "STOPPING=1");
+    // Idle server connections serve nobody from here on.
+    pools.close_idle();
     let (min_delay, max_delay) = (settings.min_sigterm_delay, settings.max_sigterm_delay);
     tracing::info!(
         ?reason,
@@ -106,6 +112,7 @@ pub(crate) async fn serve(
     // Closes every listener, including those a reload added.
     listeners.stop().await;
     let closed_by_force = drain(&shared, max_delay).await;
+    pools.finish(ADMIN_STOP_GRACE).await;
     let reason = lifecycle.stop_requested().unwrap_or(StopReason::Terminate);
     let code = reason.exit_code(settings.exit_zero_on_sigterm);
     tracing::info!(closed_by_force, exit_code = code, "stopped");
@@ -129,7 +136,6 @@ async fn start(
     let builder = TargetBuilder::new(env.home());
     let client = Arc::new(client_policy(settings, None)?);
     let mut targets = Vec::new();
-    let mut bound = Vec::new();
     for target in &settings.targets {
         let context = Arc::new(builder.build(target, settings).await?);
         tracing::info!(
@@ -138,17 +144,24 @@ async fn start(
             port = context.port,
             region = %context.region,
             dial = %format!("{}:{}", context.dial.0, context.dial.1),
+            pool_mode = context.pool_mode.label(),
             "target ready"
         );
+        targets.push(context);
+    }
+    let mut pools = PoolSet::default();
+    pools.update(&targets, &settings.pool, &shared.metrics);
+    let mut bound = Vec::new();
+    for (target, context) in settings.targets.iter().zip(&targets) {
         for addr in &target.listen {
             let listener = bind_addr(addr, settings.unix_socket_mode).await?;
             let route = Arc::new(Route {
                 target: context.clone(),
+                pool: pools.get(&context.name),
                 client: client.clone(),
             });
             bound.push((addr.clone(), listener, route));
         }
-        targets.push(context);
     }
     let control = listeners.control();
     for (addr, listener, route) in bound {
@@ -161,6 +174,7 @@ async fn start(
         builder,
         client,
         targets,
+        pools,
         shared,
     })
 }

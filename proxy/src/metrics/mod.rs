@@ -32,6 +32,12 @@ pub(crate) struct DirectionLabel {
     pub direction: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub target: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Metrics {
     pub connections_active: Family<TargetLabel, Gauge>,
@@ -39,6 +45,10 @@ pub(crate) struct Metrics {
     pub upstream_connect_seconds: Histogram,
     pub bytes_total: Family<DirectionLabel, Counter>,
     pub auth_failures_total: Family<TargetLabel, Counter>,
+    pub server_connections_opened_total: Family<TargetLabel, Counter>,
+    pub pool_reuses_total: Family<TargetLabel, Counter>,
+    pub pool_idle: Family<TargetLabel, Gauge>,
+    pub pool_discards_total: Family<ReasonLabel, Counter>,
     /// Targets and their signers, read by the scrape-time collector and by readiness.
     pub signers: SignerWatch,
     pub registry: Arc<Registry>,
@@ -49,6 +59,26 @@ pub(crate) struct Metrics {
 pub(crate) struct ByteCounters {
     pub client_to_server: Counter,
     pub server_to_client: Counter,
+}
+
+/// A pool's gauge of idle connections and its discard counters.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PoolMeters {
+    target: String,
+    pub idle: Gauge,
+    discards: Family<ReasonLabel, Counter>,
+}
+
+impl PoolMeters {
+    /// Counts a server connection closed instead of kept.
+    pub fn discarded(&self, reason: &str) {
+        self.discards
+            .get_or_create(&ReasonLabel {
+                target: self.target.clone(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
 }
 
 /// One open connection in `connections_active`.
@@ -100,6 +130,30 @@ impl Metrics {
             "IAM authentications the database rejected after the retry",
             auth_failures_total.clone(),
         );
+        let server_connections_opened_total = Family::<TargetLabel, Counter>::default();
+        let pool_reuses_total = Family::<TargetLabel, Counter>::default();
+        let pool_idle = Family::<TargetLabel, Gauge>::default();
+        let pool_discards_total = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "server_connections_opened",
+            "New (IAM-authenticated) server connections",
+            server_connections_opened_total.clone(),
+        );
+        registry.register(
+            "pool_reuses",
+            "Client sessions given a pooled server connection",
+            pool_reuses_total.clone(),
+        );
+        registry.register(
+            "pool_idle",
+            "Idle server connections kept in the pool",
+            pool_idle.clone(),
+        );
+        registry.register(
+            "pool_discards",
+            "Server connections closed instead of kept, by reason",
+            pool_discards_total.clone(),
+        );
         let signers = SignerWatch::default();
         registry.register_collector(Box::new(signers.clone()));
         Metrics {
@@ -108,6 +162,10 @@ impl Metrics {
             upstream_connect_seconds,
             bytes_total,
             auth_failures_total,
+            server_connections_opened_total,
+            pool_reuses_total,
+            pool_idle,
+            pool_discards_total,
             signers,
             registry: Arc::new(registry),
         }
@@ -137,6 +195,31 @@ impl Metrics {
                     target: target.to_owned(),
                 })
                 .inc();
+        }
+    }
+
+    /// Counts a server session handed to a client: a reused one, or a new connection.
+    pub fn server_session(&self, target: &str, reused: bool) {
+        let family = if reused {
+            &self.pool_reuses_total
+        } else {
+            &self.server_connections_opened_total
+        };
+        family
+            .get_or_create(&TargetLabel {
+                target: target.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The figures a target's pool keeps up to date.
+    pub fn pool_meters(&self, target: &str) -> PoolMeters {
+        PoolMeters {
+            target: target.to_owned(),
+            idle: self.pool_idle.get_or_create_owned(&TargetLabel {
+                target: target.to_owned(),
+            }),
+            discards: self.pool_discards_total.clone(),
         }
     }
 

@@ -100,6 +100,7 @@ impl TargetBuilder {
             signer,
             rate: RateLimiter::new(settings.max_connect_rate),
             connect_timeout: settings.connect_timeout,
+            pool_mode: target.pool_mode,
         })
     }
 

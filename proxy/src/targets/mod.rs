@@ -12,6 +12,7 @@ mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rds_iam_config::PoolMode;
 use rds_iam_signer::{Signer, TokenRequest};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
@@ -41,6 +42,8 @@ pub(crate) struct TargetContext {
     pub signer: Signer,
     pub rate: RateLimiter,
     pub connect_timeout: Duration,
+    /// Whether its server connections are pooled.
+    pub pool_mode: PoolMode,
 }
 
 impl TargetContext {

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use rds_iam_protocol::{
-    encode_password_message, HandshakeError, HandshakeStep, StartupMessage, UpstreamHandshake,
+    encode_password_message, BackendMessage, HandshakeError, HandshakeStep, StartupMessage,
+    UpstreamHandshake,
 };
 use rds_iam_signer::AuthToken;
 use tokio::io::AsyncWriteExt;
@@ -24,6 +25,9 @@ pub(crate) struct Authenticated {
     pub to_client: BytesMut,
     /// BackendKeyData (pid, secret), for routing CancelRequests.
     pub backend_key: Option<(u32, Bytes)>,
+    /// The ParameterStatus values, in the order sent, for greeting later clients of a pooled
+    /// connection.
+    pub params: Vec<(String, String)>,
 }
 
 /// StartupMessage, the token as the cleartext password, then everything up to ReadyForQuery.
@@ -40,6 +44,7 @@ pub(crate) async fn authenticate(
     stream.flush().await?;
     let mut buf = BytesMut::with_capacity(4096);
     let mut to_client = BytesMut::new();
+    let mut params = Vec::new();
     loop {
         let (message, frame) = read_backend(stream, &mut buf).await?;
         match handshake.on_message(&message) {
@@ -53,6 +58,9 @@ pub(crate) async fn authenticate(
                 out.clear();
             }
             Ok(HandshakeStep::RelayToClient) => {
+                if let BackendMessage::ParameterStatus { name, value } = message {
+                    params.push((name, value));
+                }
                 if to_client.len() + frame.len() > MAX_STARTUP_RELAY_LEN {
                     return Err(UpstreamError::StartupTooLarge {
                         limit: MAX_STARTUP_RELAY_LEN,
@@ -67,6 +75,7 @@ pub(crate) async fn authenticate(
                 return Ok(Authenticated {
                     to_client,
                     backend_key: handshake.backend_key().map(|(pid, key)| (pid, key.clone())),
+                    params,
                 });
             }
             Err(HandshakeError::Rejected(fields)) => {

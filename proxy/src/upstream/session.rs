@@ -1,8 +1,10 @@
-//! Where a connection gets its server session, and where it gives it back. Today every
-//! session is a new connection (DNS, TCP, TLS, IAM auth) and giving it back closes it; a pool
-//! goes behind these same two calls.
+//! Where a connection gets its server session, and where it gives it back. With a pool (the
+//! target's `pool_mode = "session"`) a session may be a reused connection, and giving back a
+//! clean one keeps it for the next client; otherwise every session is a new connection (DNS,
+//! TCP, TLS, IAM auth) and giving it back closes it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use rds_iam_protocol::StartupMessage;
@@ -11,6 +13,7 @@ use tokio::time::Instant;
 
 use super::auth::{authenticate, Authenticated};
 use super::dial::dial;
+use super::pool::{Lease, Pool, PoolKey};
 use super::tls::start_tls;
 use super::{UpstreamError, UpstreamStream};
 use crate::targets::TargetContext;
@@ -24,29 +27,78 @@ pub(crate) struct ServerSession {
     pub to_client: BytesMut,
     /// BackendKeyData (pid, secret), for routing CancelRequests.
     pub backend_key: Option<(u32, Bytes)>,
+    /// The ParameterStatus values of a new connection's startup.
+    pub params: Vec<(String, String)>,
+    /// Taken from the pool rather than opened for this client.
+    pub reused: bool,
+    /// Set when the session may go back to a pool.
+    pub lease: Option<Lease>,
 }
 
-/// A server session for `startup` as `user`, within the target's connect timeout. A rejected
-/// token is refreshed (new credentials, new token) and tried once more before the error
-/// reaches the client.
+impl ServerSession {
+    /// Whether the session is pooled, so its splice must follow message boundaries.
+    pub fn is_pooled(&self) -> bool {
+        self.lease.is_some()
+    }
+}
+
+/// A server session for `startup` as `user`, within the target's connect timeout: from
+/// `pool` when it holds an idle connection with the same key, else a new connection. A
+/// rejected token is refreshed (new credentials, new token) and tried once more before the
+/// error reaches the client.
 pub(crate) async fn open(
     target: &TargetContext,
+    pool: Option<&Arc<Pool>>,
     startup: &StartupMessage,
     user: &str,
 ) -> Result<ServerSession, UpstreamError> {
     let deadline = Instant::now() + target.connect_timeout;
-    tokio::time::timeout_at(
-        deadline,
-        connect_with_retry(target, startup, user, deadline),
-    )
-    .await
-    .unwrap_or(Err(UpstreamError::Timeout(target.connect_timeout)))
+    let pooled = pool.and_then(|p| PoolKey::of(startup).map(|key| (p, key)));
+    let get = async {
+        if let Some((pool, key)) = &pooled {
+            if let Some(session) = pool.reuse(key, startup.get("application_name")).await {
+                return Ok(session);
+            }
+        }
+        let mut session = connect_with_retry(target, startup, user, deadline).await?;
+        if let Some((pool, key)) = pooled {
+            session.lease = Some(pool.lease(key, &session));
+        }
+        Ok(session)
+    };
+    tokio::time::timeout_at(deadline, get)
+        .await
+        .unwrap_or(Err(UpstreamError::Timeout(target.connect_timeout)))
 }
 
-/// Hands a session back once its client is done with it. Without a pool that closes it: the
-/// splice already passed the client's Terminate on and shut the write side down.
-pub(crate) fn release(session: ServerSession) {
-    drop(session);
+/// How a client's session ended, as far as its server connection is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Idle and quiet (pooled sessions only): the connection may be kept.
+    Clean,
+    /// The server is still working on something the client sent: cancel it.
+    Busy,
+    /// Anything else: in a transaction, in COPY, half a message, a side failed.
+    Dirty,
+}
+
+/// Hands a session back once its client is done with it. A pooled session that ended clean
+/// is reset and kept; anything else is closed (a pooled one still running a query is also
+/// cancelled, so its locks go now; the raw splice already passed the client's Terminate on).
+/// Returns whether it was kept.
+pub(crate) fn release(session: ServerSession, ending: Ending) -> bool {
+    let ServerSession { stream, lease, .. } = session;
+    match (lease, ending) {
+        (Some(Lease { pool, conn }), Ending::Clean) => {
+            pool.check_in(stream, conn);
+            true
+        }
+        (Some(Lease { pool, conn }), ending) => {
+            pool.abandon(stream, &conn, ending == Ending::Busy);
+            false
+        }
+        (None, _) => false,
+    }
 }
 
 async fn connect_with_retry(
@@ -83,11 +135,15 @@ async fn attempt(
     let Authenticated {
         to_client,
         backend_key,
+        params,
     } = authenticate(&mut stream, addr, startup, token, user).await?;
     Ok(ServerSession {
         stream,
         addr,
         to_client,
         backend_key,
+        params,
+        reused: false,
+        lease: None,
     })
 }

@@ -3,7 +3,12 @@
 //! A poll-based copy in one task (no stream splitting, no locks), so that an error says which
 //! side failed, and half-close is handled: when the client stops sending we shut down the write
 //! half upstream and keep relaying the server's last bytes; when the server closes, the session
-//! is over.
+//! is over. A pooled session ([`Tracked`]) instead ends when its client does, leaving the
+//! server side open, and its client's Terminate is not relayed.
+
+mod watch;
+
+pub(crate) use watch::{Raw, Tracked, Watch};
 
 use std::future::poll_fn;
 use std::io;
@@ -64,6 +69,8 @@ pub(crate) struct Transferred {
 pub(crate) enum SpliceEnd {
     /// The server closed its side (normally after the client's Terminate).
     ServerClosed,
+    /// A pooled session's client sent Terminate or closed; the server side is still open.
+    ClientLeft,
     /// One side failed.
     Failed(SpliceError),
 }
@@ -81,6 +88,8 @@ struct Direction {
     spill: Vec<u8>,
     pos: usize,
     eof: bool,
+    /// At EOF, shut the writer down (not for a pooled server connection, which stays open).
+    shutdown_at_eof: bool,
     needs_flush: bool,
     done: bool,
     moved: u64,
@@ -96,6 +105,7 @@ impl Direction {
             spill: Vec::new(),
             pos: 0,
             eof: false,
+            shutdown_at_eof: true,
             needs_flush: false,
             done: false,
             moved: 0,
@@ -148,12 +158,14 @@ impl Direction {
         Poll::Ready(Ok(()))
     }
 
-    /// Copies until `r` reaches EOF, then flushes and shuts down `w`.
+    /// Copies until `r` reaches EOF (or `watch` cuts the stream), then flushes and shuts
+    /// down `w`. `watch` sees each chunk read and says how much of it to relay.
     fn poll_copy<R, W>(
         &mut self,
         cx: &mut Context<'_>,
         mut r: Pin<&mut R>,
         mut w: Pin<&mut W>,
+        mut watch: impl FnMut(&[u8]) -> usize,
     ) -> Poll<Result<(), SpliceError>>
     where
         R: AsyncRead + ?Sized,
@@ -174,6 +186,9 @@ impl Direction {
             }
             if self.eof {
                 ready!(w.as_mut().poll_flush(cx)).map_err(|e| self.write_err(e))?;
+                if !self.shutdown_at_eof {
+                    return Poll::Ready(Ok(()));
+                }
                 // A peer that already went away cannot be shut down; that is not a failure.
                 if let Err(e) = ready!(w.as_mut().poll_shutdown(cx)) {
                     if e.kind() != io::ErrorKind::NotConnected {
@@ -196,11 +211,15 @@ impl Direction {
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(self.read_err(e))),
                 Poll::Ready(Ok(())) => {
-                    let data = rb.filled();
-                    if data.is_empty() {
+                    let read = rb.filled();
+                    if read.is_empty() {
                         self.eof = true;
                         continue;
                     }
+                    let keep = watch(read);
+                    let data = &read[..keep];
+                    // The rest of a cut stream (a Terminate held back) is never relayed.
+                    self.eof = keep < read.len();
                     let mut off = 0;
                     match self.poll_write_all(cx, &mut w, data, &mut off) {
                         Poll::Ready(result) => result?,
@@ -217,16 +236,18 @@ impl Direction {
     }
 }
 
-/// Relays bytes between `client` and `server` until the server closes or a side fails,
-/// adding them to `meters` as they are relayed.
-pub(crate) async fn splice<C, S>(
+/// Relays bytes between `client` and `server` until the server closes or a side fails (or,
+/// for a pooled session, the client is done), adding them to `meters` as they are relayed.
+pub(crate) async fn splice<C, S, W>(
     client: &mut C,
     server: &mut S,
     meters: Option<&ByteCounters>,
+    watch: &mut W,
 ) -> (Transferred, SpliceEnd)
 where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
     S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    W: Watch,
 {
     let mut up = Direction::new(
         Side::Client,
@@ -238,15 +259,24 @@ where
         Side::Client,
         meters.map(|m| m.server_to_client.clone()),
     );
+    up.shutdown_at_eof = !W::ENDS_WITH_CLIENT;
     let end = poll_fn(|cx| {
         if !up.done {
-            match up.poll_copy(cx, Pin::new(&mut *client), Pin::new(&mut *server)) {
+            let seen = |data: &[u8]| watch.client_sent(data);
+            match up.poll_copy(cx, Pin::new(&mut *client), Pin::new(&mut *server), seen) {
+                Poll::Ready(Ok(())) if W::ENDS_WITH_CLIENT => {
+                    return Poll::Ready(SpliceEnd::ClientLeft)
+                }
                 Poll::Ready(Ok(())) => up.done = true,
                 Poll::Ready(Err(e)) => return Poll::Ready(SpliceEnd::Failed(e)),
                 Poll::Pending => {}
             }
         }
-        match down.poll_copy(cx, Pin::new(&mut *server), Pin::new(&mut *client)) {
+        let seen = |data: &[u8]| {
+            watch.server_sent(data);
+            data.len()
+        };
+        match down.poll_copy(cx, Pin::new(&mut *server), Pin::new(&mut *client), seen) {
             Poll::Ready(Ok(())) => Poll::Ready(SpliceEnd::ServerClosed),
             Poll::Ready(Err(e)) => Poll::Ready(SpliceEnd::Failed(e)),
             Poll::Pending => Poll::Pending,
@@ -261,74 +291,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test]
-    async fn relays_both_ways_and_counts_bytes() {
-        let (mut client_app, mut client_proxy) = duplex(64);
-        let (mut server_proxy, mut server_db) = duplex(64);
-        let task =
-            tokio::spawn(async move { splice(&mut client_proxy, &mut server_proxy, None).await });
-        let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let send = payload.clone();
-        let writer = tokio::spawn(async move {
-            client_app.write_all(&send).await.unwrap();
-            client_app.shutdown().await.unwrap();
-            let mut back = Vec::new();
-            client_app.read_to_end(&mut back).await.unwrap();
-            back
-        });
-        let mut got = Vec::new();
-        server_db.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, payload, "client to server bytes");
-        server_db.write_all(b"bye").await.unwrap();
-        drop(server_db);
-        let back = writer.await.unwrap();
-        assert_eq!(back, b"bye");
-        let (moved, end) = task.await.unwrap();
-        assert!(matches!(end, SpliceEnd::ServerClosed), "{end:?}");
-        assert_eq!(moved.client_to_server, 100_000);
-        assert_eq!(moved.server_to_client, 3);
-    }
-
-    #[tokio::test]
-    async fn meters_count_as_bytes_flow() {
-        let (mut client_app, mut client_proxy) = duplex(64);
-        let (mut server_proxy, mut server_db) = duplex(64);
-        let meters = ByteCounters::default();
-        let live = meters.clone();
-        let task = tokio::spawn(async move {
-            splice(&mut client_proxy, &mut server_proxy, Some(&meters)).await
-        });
-        client_app.write_all(b"hello").await.unwrap();
-        let mut got = [0u8; 5];
-        server_db.read_exact(&mut got).await.unwrap();
-        // Counted while the session is still open.
-        assert_eq!(live.client_to_server.get(), 5);
-        server_db.write_all(b"hi").await.unwrap();
-        drop(server_db);
-        let mut back = Vec::new();
-        client_app.read_to_end(&mut back).await.unwrap();
-        let (moved, _) = task.await.unwrap();
-        assert_eq!(live.server_to_client.get(), 2);
-        assert_eq!(moved.client_to_server, 5);
-    }
-
-    #[tokio::test]
-    async fn names_the_side_that_failed() {
-        let (client_app, mut client_proxy) = duplex(64);
-        let (mut server_proxy, mut server_db) = duplex(64);
-        let task =
-            tokio::spawn(async move { splice(&mut client_proxy, &mut server_proxy, None).await });
-        // Client vanishes; server keeps talking: the write towards the client fails.
-        drop(client_app);
-        let _ = server_db.write_all(&[1u8; 1024]).await;
-        let (_, end) = task.await.unwrap();
-        match end {
-            SpliceEnd::Failed(e) => assert_eq!(e.side(), Side::Client, "{e}"),
-            SpliceEnd::ServerClosed => panic!("expected a client-side failure"),
-        }
-    }
-}
+mod tests;

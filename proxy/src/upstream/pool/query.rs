@@ -1,0 +1,107 @@
+//! One simple Query on a pooled connection (the reset query, `SET application_name`), read
+//! up to its ReadyForQuery.
+
+use bytes::BytesMut;
+use rds_iam_protocol::{encode_query, BackendMessage};
+use tokio::io::AsyncWriteExt;
+
+use crate::upstream::{read_backend, UpstreamError, UpstreamStream};
+
+/// Why a query on a pooled connection failed; the connection is then closed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum QueryError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("the server answered {code}: {message}")]
+    Server { code: String, message: String },
+    #[error("the server is not idle after the query (status {0:?})")]
+    NotIdle(char),
+}
+
+/// Runs `sql`; ParameterStatus messages the server sends on the way update `params`.
+pub(crate) async fn run(
+    stream: &mut UpstreamStream,
+    sql: &str,
+    params: &mut Vec<(String, String)>,
+) -> Result<(), QueryError> {
+    let mut out = BytesMut::with_capacity(sql.len() + 6);
+    encode_query(sql, &mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let mut buf = BytesMut::with_capacity(512);
+    let mut failed = None;
+    loop {
+        let (message, _) = read_backend(stream, &mut buf).await?;
+        match message {
+            BackendMessage::ErrorResponse(fields) => {
+                failed.get_or_insert(QueryError::Server {
+                    code: fields.code,
+                    message: fields.message,
+                });
+            }
+            BackendMessage::ParameterStatus { name, value } => set_param(params, name, value),
+            BackendMessage::ReadyForQuery { status } => {
+                return match (failed, status) {
+                    (Some(e), _) => Err(e),
+                    (None, b'I') if buf.is_empty() => Ok(()),
+                    (None, s) => Err(QueryError::NotIdle(char::from(s))),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replaces or adds one recorded ParameterStatus value.
+pub(crate) fn set_param(params: &mut Vec<(String, String)>, name: String, value: String) {
+    match params.iter_mut().find(|(k, _)| *k == name) {
+        Some(slot) => slot.1 = value,
+        None => params.push((name, value)),
+    }
+}
+
+/// `SET application_name = E'…'`: an escape string, so the result does not depend on
+/// `standard_conforming_strings`.
+pub(crate) fn set_application_name(name: &str) -> String {
+    let mut sql = String::with_capacity(name.len() + 32);
+    sql.push_str("SET application_name = E'");
+    for c in name.chars() {
+        match c {
+            '\'' => sql.push_str("''"),
+            '\\' => sql.push_str("\\\\"),
+            '\0' => {}
+            c => sql.push(c),
+        }
+    }
+    sql.push('\'');
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn application_name_is_escaped() {
+        assert_eq!(
+            set_application_name(r"it's a \ name"),
+            r"SET application_name = E'it''s a \\ name'"
+        );
+    }
+
+    #[test]
+    fn a_parameter_is_replaced_or_added() {
+        let mut params = vec![("TimeZone".to_owned(), "UTC".to_owned())];
+        set_param(&mut params, "TimeZone".into(), "Europe/Paris".into());
+        set_param(&mut params, "application_name".into(), "x".into());
+        assert_eq!(
+            params,
+            [
+                ("TimeZone".to_owned(), "Europe/Paris".to_owned()),
+                ("application_name".to_owned(), "x".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! A client written byte by byte, for endings no driver produces (a message cut in half).
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A plaintext session through the proxy, read up to its first ReadyForQuery; returns it with
+/// the backend pid from its BackendKeyData.
+pub async fn ready(addr: SocketAddr, user: &str, database: &str) -> (TcpStream, i32) {
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let mut body = Vec::new();
+    body.extend_from_slice(&196_608u32.to_be_bytes());
+    for (k, v) in [("user", user), ("database", database)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    packet.extend(body);
+    sock.write_all(&packet).await.unwrap();
+    let mut pid = None;
+    loop {
+        let mut header = [0u8; 5];
+        sock.read_exact(&mut header).await.unwrap();
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut payload = vec![0u8; len - 4];
+        sock.read_exact(&mut payload).await.unwrap();
+        match header[0] {
+            b'K' => {
+                pid = Some(i32::from_be_bytes([
+                    payload[0], payload[1], payload[2], payload[3],
+                ]))
+            }
+            b'E' => panic!("startup failed: {}", String::from_utf8_lossy(&payload)),
+            b'Z' => return (sock, pid.expect("BackendKeyData before ReadyForQuery")),
+            _ => {}
+        }
+    }
+}
+
+/// Sends `bytes` and closes the socket.
+pub async fn send_and_close(mut sock: TcpStream, bytes: &[u8]) {
+    sock.write_all(bytes).await.unwrap();
+    sock.shutdown().await.unwrap();
+    drop(sock);
+}
