@@ -66,7 +66,7 @@ enum TlsProxy {
     Broken(String),
 }
 
-fn start_tls_proxy(s: &standin::StandIn) -> TlsProxy {
+fn start_tls_proxy(s: &standin::StandIn, mode: &Mode) -> TlsProxy {
     let help = std::process::Command::new(common::PROXY_BIN)
         .arg("--help")
         .output()
@@ -81,6 +81,7 @@ fn start_tls_proxy(s: &standin::StandIn) -> TlsProxy {
     }
     let proxy = match common::proxy_for(s)
         .args(["--client-tls", "self-signed"])
+        .args(mode.args.iter().copied())
         .spawn()
     {
         Ok(p) => p,
@@ -287,16 +288,114 @@ fn os_name() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// How the proxy runs for one pass of the matrix.
+struct Mode {
+    title: &'static str,
+    args: &'static [&'static str],
+}
+
+/// Every client, every feature, once with the raw splice and once with pooled server
+/// connections (a pool of one per key, so the features' sessions reuse one another's).
+const MODES: &[Mode] = &[
+    Mode {
+        title: "`pool_mode = none` (default: a server connection per client, raw splice)",
+        args: &[],
+    },
+    Mode {
+        title: "`pool_mode = session` (server connections reset with `DISCARD ALL` and reused; `pool_max_idle = 1`)",
+        args: &["--pool-mode", "session", "--pool-max-idle", "1"],
+    },
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_matrix() {
     let started = Instant::now();
     let s = common::standin().await;
-    let proxy = common::proxy_for(&s).spawn().expect("proxy starts");
-    let addr = proxy.addr();
     let admin = s.superuser_client().await.expect("superuser client");
+    let java_classes = tempfile::Builder::new()
+        .prefix("clients-java-")
+        .tempdir()
+        .expect("temp dir");
+    let mut sections = Vec::new();
+    let mut failures = Vec::new();
+    for mode in MODES {
+        let (m, reused) = run_mode(&s, &admin, mode, java_classes.path()).await;
+        if !mode.args.is_empty() {
+            // The pooled pass must actually have reused connections.
+            assert!(reused > 0, "no session reused a pooled server connection");
+            eprintln!("pooled pass: {reused} sessions got a reused server connection");
+        }
+        failures.extend(m.failures().into_iter().map(|c| {
+            format!(
+                "  [{}] {} / {}: {}",
+                mode.title, c.client, c.feature, c.detail
+            )
+        }));
+        sections.push((mode.title, m));
+    }
+
+    let server_version: String = admin
+        .query_one("select version()", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    let environment = vec![
+        ("server (stand-in)".to_owned(), server_version),
+        (
+            "rds-iam-proxy".to_owned(),
+            format!("{} (this workspace)", env!("CARGO_PKG_VERSION")),
+        ),
+        ("OS".to_owned(), os_name()),
+    ];
+    let generated = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let mut body = String::new();
+    for (title, m) in &sections {
+        body.push_str(&format!("## {title}\n\n"));
+        body.push_str(&m.render(
+            &format!(
+                "{generated} in {:.0?} for both passes (2-core CI machine size)",
+                started.elapsed()
+            ),
+            &environment,
+        ));
+        body.push('\n');
+    }
+    let readme = suite_dir().join("README.md");
+    let existing = std::fs::read_to_string(&readme).ok();
+    std::fs::write(&readme, matrix::splice_readme(existing.as_deref(), &body))
+        .expect("writing tests/clients/README.md");
+    eprintln!(
+        "matrix written to {} in {:.1?}",
+        readme.display(),
+        started.elapsed()
+    );
+
+    let stats = s.token_stats();
+    assert!(
+        failures.is_empty(),
+        "{} failing cell(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(stats.refused, 0, "tokens refused: {:?}", stats.refusals);
+}
+
+/// One pass of the matrix with the proxy in `mode`; also returns how many sessions got a
+/// reused server connection.
+async fn run_mode(
+    s: &standin::StandIn,
+    admin: &tokio_postgres::Client,
+    mode: &Mode,
+    java_classes: &Path,
+) -> (Matrix, usize) {
+    let proxy = common::proxy_for(s)
+        .args(mode.args.iter().copied())
+        .spawn()
+        .expect("proxy starts");
+    let addr = proxy.addr();
     let mut m = Matrix::default();
 
-    let tls_proxy = start_tls_proxy(&s);
+    let tls_proxy = start_tls_proxy(s, mode);
     let (tls_addr, tls_gap) = match &tls_proxy {
         TlsProxy::Up(p) => (Some(p.addr()), String::new()),
         TlsProxy::Missing(reason) => (None, reason.clone()),
@@ -312,15 +411,11 @@ async fn client_matrix() {
     };
 
     let t = Instant::now();
-    cli::psql_suite(&mut m, addr, tls_addr, &admin).await;
+    cli::psql_suite(&mut m, addr, tls_addr, admin).await;
     cli::pgbench_suite(&mut m, addr).await;
     eprintln!("psql + pgbench: {:.1?}", t.elapsed());
 
-    let java_classes = tempfile::Builder::new()
-        .prefix("clients-java-")
-        .tempdir()
-        .expect("temp dir");
-    for p in programs(java_classes.path()).await {
+    for p in programs(java_classes).await {
         run_program(&mut m, p, addr, tls_addr, &tls_gap).await;
     }
 
@@ -339,50 +434,19 @@ async fn client_matrix() {
         );
     }
 
-    let server_version: String = admin
-        .query_one("select version()", &[])
-        .await
-        .map(|r| r.get(0))
-        .unwrap_or_default();
-    let environment = vec![
-        ("server (stand-in)".to_owned(), server_version),
-        (
-            "rds-iam-proxy".to_owned(),
-            format!("{} (this workspace)", env!("CARGO_PKG_VERSION")),
-        ),
-        ("OS".to_owned(), os_name()),
-    ];
-    let generated = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let body = m.render(
-        &format!(
-            "{generated} in {:.0?} (2-core CI machine size)",
-            started.elapsed()
-        ),
-        &environment,
-    );
-    let readme = suite_dir().join("README.md");
-    let existing = std::fs::read_to_string(&readme).ok();
-    std::fs::write(&readme, matrix::splice_readme(existing.as_deref(), &body))
-        .expect("writing tests/clients/README.md");
-    eprintln!(
-        "matrix written to {} in {:.1?}",
-        readme.display(),
-        started.elapsed()
-    );
-
-    let stats = s.token_stats();
-    let failures = m.failures();
-    assert!(
-        failures.is_empty(),
-        "{} failing cell(s):\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .map(|c| format!("  {} / {}: {}", c.client, c.feature, c.detail))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    assert_eq!(stats.refused, 0, "tokens refused: {:?}", stats.refusals);
+    let reused = proxy
+        .log_messages("connection closed")
+        .iter()
+        .chain(
+            match &tls_proxy {
+                TlsProxy::Up(p) => p.log_messages("connection closed"),
+                _ => Vec::new(),
+            }
+            .iter(),
+        )
+        .filter(|l| l.contains("\"server_reused\":true"))
+        .count();
     drop(tls_proxy);
     drop(proxy);
+    (m, reused)
 }

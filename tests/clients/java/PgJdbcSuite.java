@@ -323,6 +323,29 @@ public class PgJdbcSuite {
             throw new AssertionError("no error");
         });
 
+        run("prepared statements across sessions", () -> {
+            // Server-prepared statements are named S_1, S_2, ... per connection: through a pool
+            // that reuses the server connection, one left over would collide (42P05).
+            java.util.Set<Object> pids = new java.util.HashSet<>();
+            for (int session = 0; session < 3; session++) {
+                try (Connection c = connect(PORT)) {
+                    try (PreparedStatement ps = c.prepareStatement("select ?::int + " + session + " /* pgjdbc-reuse */")) {
+                        ps.unwrap(PGStatement.class).setPrepareThreshold(1);
+                        for (int i = 0; i < 5; i++) {
+                            ps.setInt(1, i);
+                            try (ResultSet rs = ps.executeQuery()) {
+                                rs.next();
+                                check(rs.getInt(1) == i + session, "value");
+                            }
+                        }
+                    }
+                    pids.add(one(c, "select pg_backend_pid()"));
+                }
+            }
+            return "3 sessions in a row, prepareThreshold=1 (server-prepared S_n), on " + pids.size()
+                    + " server backend(s)";
+        });
+
         run("sslmode=require (local TLS)", () -> {
             if (TLS_PORT == null || TLS_PORT.isEmpty()) {
                 throw new Gap(env("CLIENTS_TLS_GAP", "the proxy has no local TLS listener"));

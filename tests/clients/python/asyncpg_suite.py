@@ -173,6 +173,24 @@ async def main():
         raise AssertionError("no error")
     await r.arun("error_sqlstate", t_error)
 
+    async def t_prepared_across_sessions():
+        # Each new connection object starts its statement cache (and its __asyncpg_stmt_N__
+        # names) afresh: through a pool that reuses the server connection, a statement left
+        # over from the previous session would collide (42P05) or answer for the wrong query.
+        pids = []
+        for session in range(3):
+            c = await connect()
+            try:
+                for i in range(5):
+                    got = await c.fetchval(f"select $1::int + {session} /* asyncpg-reuse */", i)
+                    assert got == i + session, (got, i, session)
+                pids.append(await c.fetchval("select pg_backend_pid()"))
+            finally:
+                await c.close()
+        return f"3 sessions in a row with cached prepared statements, on {len(set(pids))} " \
+               "server backend(s)"
+    await r.arun("prepared statements across sessions", t_prepared_across_sessions)
+
     await conn.close()
     finish(r)
 
