@@ -225,10 +225,96 @@ if med("rss_idle_kib", "proxy") is not None:
             checks.append(("RSS idle", f"{fmt(idle / 1024, 1)} MiB", "≤ 15 MiB", idle / 1024 <= 15))
     w("")
 
+# --- pooled (issue 15) ---
+pooled_checks = []
+if med("tps", "proxy-pooled", "simple", 8) is not None or med("connect_per_s", "proxy-pooled") is not None:
+    w("## Pooled server connections (`--pool-mode session`)")
+    w("")
+    w(
+        "*proxy-pooled* is a second proxy process beside *proxy*, with `--pool-mode session`: a "
+        "client's server connection is reset (`DISCARD ALL`) and kept when it leaves, and the "
+        "splice follows message headers to know when a session ended clean. *pgbouncer* pools in "
+        "session mode too (its default `server_reset_query = DISCARD ALL`), with no client "
+        "password (`auth_type = trust`) like the proxies on loopback."
+    )
+    w("")
+    pc = med("connect_per_s", "proxy-pooled")
+    bc = med("connect_per_s", "pgbouncer")
+    if pc is not None:
+        w("Connection set-up, `pgbench -C -S`, 8 clients (direct: a new IAM connection each time):")
+        w("")
+        w("| direct IAM connections/s | proxy | proxy-pooled | pgbouncer (pooled) | pooled / direct | pooled / pgbouncer | CPU µs/connection proxy | proxy-pooled | pgbouncer |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        w(f"| {fmt(cd_)} | {fmt(cp_)} | {fmt(pc)} | {fmt(bc)} | {fmt(ratio(pc, cd_), 1)} | "
+          f"{fmt(ratio(pc, bc), 2)} | {fmt(med('cpu_us_per_connect', 'proxy'), 0)} | "
+          f"{fmt(med('cpu_us_per_connect', 'proxy-pooled'), 0)} | "
+          f"{fmt(med('cpu_us_per_connect', 'pgbouncer'), 0)} |")
+        w("")
+        pooled_checks.append(("connection set-up: pooled / direct IAM", fmt(ratio(pc, cd_), 1), "≥ 20",
+                              ratio(pc, cd_) is not None and ratio(pc, cd_) >= 20))
+        pooled_checks.append(("connection set-up: pooled / pgbouncer", fmt(ratio(pc, bc), 2), "≥ 1.0",
+                              ratio(pc, bc) is not None and ratio(pc, bc) >= 1.0))
+        cpu_new = med("cpu_us_per_connect", "proxy")
+        pooled_checks.append(("proxy CPU per new upstream connection (unpooled -C)",
+                              f"{fmt(cpu_new, 0)} µs", "≤ 400 µs", cpu_new is not None and cpu_new <= 400))
+    if med("tps", "proxy-pooled", "simple", 8) is not None:
+        w("Steady state, `pgbench -S`: proxy CPU per transaction, pooled splice (message headers "
+          "followed) against the raw splice:")
+        w("")
+        w("| mode | clients | proxy TPS | proxy-pooled TPS | proxy CPU µs/tx | proxy-pooled CPU µs/tx | pooled / raw CPU |")
+        w("|---|---|---|---|---|---|---|")
+        for mode in ("simple", "prepared"):
+            for c in (1, 8, 32):
+                raw_cpu = med("cpu_us_per_tx", "proxy", mode, c)
+                pool_cpu = med("cpu_us_per_tx", "proxy-pooled", mode, c)
+                if pool_cpu is None:
+                    continue
+                w(f"| {mode} | {c} | {fmt(med('tps', 'proxy', mode, c))} | "
+                  f"{fmt(med('tps', 'proxy-pooled', mode, c))} | {fmt(raw_cpu, 1)} | {fmt(pool_cpu, 1)} | "
+                  f"{fmt(ratio(pool_cpu, raw_cpu), 2)} |")
+                if c == 8:
+                    r_ = ratio(pool_cpu, raw_cpu)
+                    pooled_checks.append((f"pooled splice CPU per transaction, {mode}, 8 clients: pooled / raw",
+                                          fmt(r_, 2), "≤ 1.10", r_ is not None and r_ <= 1.10))
+        w("")
+    if med("copy_in_mib_s", "proxy-pooled") is not None:
+        w("| COPY | proxy MiB/s | proxy-pooled MiB/s | pooled / raw |")
+        w("|---|---|---|---|")
+        for kind, name in (("copy_in_mib_s", "FROM STDIN"), ("copy_out_mib_s", "TO STDOUT")):
+            p_, q_ = med(kind, "proxy"), med(kind, "proxy-pooled")
+            w(f"| {name} | {fmt(p_, 0)} | {fmt(q_, 0)} | {fmt(ratio(q_, p_), 2)} |")
+            pooled_checks.append((f"COPY {name} through the pooled splice: pooled / raw", fmt(ratio(q_, p_), 2),
+                                  "≥ 0.95", ratio(q_, p_) is not None and ratio(q_, p_) >= 0.95))
+        w("")
+    idle_p = med("rss_idle_kib", "proxy-pooled")
+    if idle_p is not None:
+        counts = sorted({int(k[3]) for k in data if k[0] == "rss_kib" and k[1] == "proxy-pooled"})
+        for c in counts:
+            held = med("rss_kib", "proxy-pooled", "-", c)
+            pool_idle = med("rss_pool_idle_kib", "proxy-pooled", "-", c)
+            kept = med("pool_kept", "proxy-pooled", "-", c) or c
+            per_session = (held - idle_p) / c
+            per_idle = (pool_idle - idle_p) / kept if pool_idle else None
+            w(f"Memory (a fresh pooled proxy, idle {fmt(idle_p / 1024, 1)} MiB): {c:,} client sessions "
+              f"held → {fmt(held / 1024, 1)} MiB, **{fmt(per_session, 1)} KiB per client session**; after "
+              f"they closed, {fmt(kept)} server connections idle in the pool → "
+              f"{fmt(pool_idle / 1024 if pool_idle else None, 1)} MiB, **{fmt(per_idle, 1)} KiB per idle "
+              "pooled server connection** (its TLS session, its watcher task, the recorded "
+              "ParameterStatus set).")
+            w("")
+    w("How many IAM authentications pooling saves is counted by the stand-in's token checker in "
+      "`tests/tests/pool.rs` (1,000 sessions in a row), not here.")
+    w("")
+
 summary = ["## Targets (issue 8)", "", "| target | measured | goal | met |", "|---|---|---|---|"]
 for name, measured, goal, ok in checks:
     summary.append(f"| {name} | {measured} | {goal} | {'yes' if ok else '**no**'} |")
 summary.append("")
+if pooled_checks:
+    summary += ["## Targets (issue 15, pooling)", "", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for name, measured, goal, ok in pooled_checks:
+        summary.append(f"| {name} | {measured} | {goal} | {'yes' if ok else '**no**'} |")
+    summary.append("")
 lines[summary_at:summary_at] = summary
 
 analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")

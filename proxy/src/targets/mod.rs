@@ -8,6 +8,7 @@ mod rate;
 mod region;
 mod signers;
 mod tls;
+mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
