@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{ok, Dir};
-use rds_iam_config::{CaFile, ListenAddr, Target};
+use rds_iam_config::{CaFile, ListenAddr, PoolMode, Target};
 
 fn tcp(s: &str) -> ListenAddr {
     ListenAddr::Tcp(s.parse().unwrap())
@@ -91,6 +91,32 @@ fn url_query_keys() {
     assert_eq!(
         (t.database.as_deref(), t.user.as_deref()),
         (Some("a/b"), Some("x@y"))
+    );
+}
+
+#[test]
+fn pool_mode_is_global_default_and_per_target() {
+    let s = ok(
+        &[
+            "--pool-mode=session",
+            "postgres://a.example.com",
+            "postgres://b.example.com?pool_mode=none",
+        ],
+        &[],
+    );
+    assert_eq!(
+        (s.targets[0].pool_mode, s.targets[1].pool_mode),
+        (PoolMode::Session, PoolMode::None)
+    );
+    let dir = Dir::new();
+    let path = dir.write(
+        "p.toml",
+        "[[target]]\nhost = \"a.example.com\"\n\n[[target]]\nhost = \"b.example.com\"\npool_mode = \"session\"\n",
+    );
+    let s = ok(&["--config", path.to_str().unwrap()], &[]);
+    assert_eq!(
+        (s.targets[0].pool_mode, s.targets[1].pool_mode),
+        (PoolMode::None, PoolMode::Session)
     );
 }
 

@@ -70,6 +70,17 @@ impl Outcome {
 /// Runs `check` for `user` against the stand-in (verified with `ca_file`, else the stand-in's
 /// CA), with STS answered by `stub`.
 async fn run_check(s: &StandIn, stub: &AwsStub, user: &str, ca_file: Option<&Path>) -> Outcome {
+    run_check_with(s, stub, user, ca_file, &[]).await
+}
+
+/// [`run_check`] with further flags.
+async fn run_check_with(
+    s: &StandIn,
+    stub: &AwsStub,
+    user: &str,
+    ca_file: Option<&Path>,
+    extra: &[&str],
+) -> Outcome {
     let ca_file = ca_file.unwrap_or(s.ca_file());
     let cmd = ProxyCommand::new(PROXY_BIN)
         .arg("check")
@@ -77,6 +88,7 @@ async fn run_check(s: &StandIn, stub: &AwsStub, user: &str, ca_file: Option<&Pat
         .args(["--connect-to".to_owned(), s.addr().to_string()])
         .args(["--ca-file".to_owned(), ca_file.display().to_string()])
         .args(["--connect-timeout", "10s"])
+        .args(extra.iter().copied())
         .standin_env(s)
         .envs(stub.env());
     // Blocking wait in a blocking thread: the stand-in's servers keep running meanwhile.
@@ -116,6 +128,8 @@ async fn check_passes_every_stage_against_the_standin() {
     assert!(out.stdout.contains("(account 123456789012)"), "{all}");
     assert!(out.stdout.contains("SELECT 1 returned 1"), "{all}");
     assert!(!out.stdout.contains("[FAIL]"), "{all}");
+    assert!(out.stdout.contains("pool_mode none"), "{all}");
+
     // The identity came from the loopback STS, signed with the stand-in's credentials.
     let sts: Vec<_> = stub
         .requests()
@@ -128,6 +142,17 @@ async fn check_passes_every_stage_against_the_standin() {
     for check in s.token_checks() {
         assert!(!out.stdout.contains(&*check.token) && !out.stderr.contains(&*check.token));
     }
+
+    // With pooling on, the config line says so.
+    let out = run_check_with(&s, &stub, "iam_user", None, &["--pool-mode", "session"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "pool_mode session (up to 8 idle per key, idle timeout 5m, lifetime 1h, reset \"DISCARD ALL\")"
+        ),
+        "check says pooling is on: {}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,30 @@ pub const CASES: &[Case] = &[
         &["above zero"],
     ),
     case(
+        &["--pool-mode=transaction", T],
+        &[],
+        "pool_mode",
+        &["\"transaction\"", "none or session"],
+    ),
+    case(
+        &["--pool-max-idle=-1", T],
+        &[],
+        "pool_max_idle",
+        &["\"-1\"", "0-100000"],
+    ),
+    case(
+        &["--server-lifetime=0s", T],
+        &[],
+        "server_lifetime",
+        &["above zero"],
+    ),
+    case(
+        &[T],
+        &[("RDS_IAM_PROXY_SERVER_RESET_QUERY", "  ")],
+        "server_reset_query",
+        &["\"  \"", "non-empty string"],
+    ),
+    case(
         &[T],
         &[("RDS_IAM_PROXY_STARTUP_TIMEOUT", "0")],
         "startup_timeout",

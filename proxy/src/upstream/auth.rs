@@ -25,9 +25,10 @@ pub(crate) struct Authenticated {
     pub to_client: BytesMut,
     /// BackendKeyData (pid, secret), for routing CancelRequests.
     pub backend_key: Option<(u32, Bytes)>,
-    /// The ParameterStatus values, in the order sent, for greeting later clients of a pooled
-    /// connection.
+    /// The ParameterStatus values, in the order sent, and the NegotiateProtocolVersion frame
+    /// if there was one: what later clients of a pooled connection are greeted with.
     pub params: Vec<(String, String)>,
+    pub negotiated: Option<Bytes>,
 }
 
 /// StartupMessage, the token as the cleartext password, then everything up to ReadyForQuery.
@@ -45,6 +46,7 @@ pub(crate) async fn authenticate(
     let mut buf = BytesMut::with_capacity(4096);
     let mut to_client = BytesMut::new();
     let mut params = Vec::new();
+    let mut negotiated = None;
     loop {
         let (message, frame) = read_backend(stream, &mut buf).await?;
         match handshake.on_message(&message) {
@@ -58,8 +60,12 @@ pub(crate) async fn authenticate(
                 out.clear();
             }
             Ok(HandshakeStep::RelayToClient) => {
-                if let BackendMessage::ParameterStatus { name, value } = message {
-                    params.push((name, value));
+                match message {
+                    BackendMessage::ParameterStatus { name, value } => params.push((name, value)),
+                    BackendMessage::NegotiateProtocolVersion { .. } => {
+                        negotiated = Some(frame.clone());
+                    }
+                    _ => {}
                 }
                 if to_client.len() + frame.len() > MAX_STARTUP_RELAY_LEN {
                     return Err(UpstreamError::StartupTooLarge {
@@ -76,6 +82,7 @@ pub(crate) async fn authenticate(
                     to_client,
                     backend_key: handshake.backend_key().map(|(pid, key)| (pid, key.clone())),
                     params,
+                    negotiated,
                 });
             }
             Err(HandshakeError::Rejected(fields)) => {

@@ -27,8 +27,10 @@ pub(crate) struct ServerSession {
     pub to_client: BytesMut,
     /// BackendKeyData (pid, secret), for routing CancelRequests.
     pub backend_key: Option<(u32, Bytes)>,
-    /// The ParameterStatus values of a new connection's startup.
+    /// The ParameterStatus values and NegotiateProtocolVersion frame of a new connection's
+    /// startup.
     pub params: Vec<(String, String)>,
+    pub negotiated: Option<Bytes>,
     /// Taken from the pool rather than opened for this client.
     pub reused: bool,
     /// Set when the session may go back to a pool.
@@ -136,6 +138,7 @@ async fn attempt(
         to_client,
         backend_key,
         params,
+        negotiated,
     } = authenticate(&mut stream, addr, startup, token, user).await?;
     Ok(ServerSession {
         stream,
@@ -143,6 +146,7 @@ async fn attempt(
         to_client,
         backend_key,
         params,
+        negotiated,
         reused: false,
         lease: None,
     })

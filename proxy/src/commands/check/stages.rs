@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
-use rds_iam_config::{CaFile, Settings, Target};
+use rds_iam_config::{CaFile, PoolMode, Settings, Target};
 use rds_iam_protocol::{ProtocolVersion, StartupMessage};
 use rds_iam_signer::AuthToken;
 
@@ -48,6 +48,23 @@ pub async fn walk(
     let mut stream = walk.tls(tcp, addr).await?;
     walk.auth(&mut stream, addr, &token).await?;
     walk.query(&mut stream).await
+}
+
+/// Whether the target pools server connections, and how.
+fn pooling(target: &Target, settings: &Settings) -> String {
+    match target.pool_mode {
+        PoolMode::None => "pool_mode none (a server connection per client)".to_owned(),
+        PoolMode::Session => {
+            let pool = &settings.pool;
+            format!(
+                "pool_mode session (up to {} idle per key, idle timeout {}, lifetime {}, reset {:?})",
+                pool.max_idle,
+                humantime::format_duration(pool.idle_timeout),
+                humantime::format_duration(pool.lifetime),
+                pool.reset_query
+            )
+        }
+    }
 }
 
 /// Bounds one stage by the connect timeout, as the proxy bounds the whole connect.
@@ -105,7 +122,7 @@ async fn config<'a, 'r>(
     report.ok(
         "config",
         &format!(
-            "target {} → {}:{} as \"{user}\", database {}, region {}{}, dial {}:{}, CA bundle {}",
+            "target {} → {}:{} as \"{user}\", database {}, region {}{}, dial {}:{}, CA bundle {}, {}",
             target.name,
             target.host,
             target.port,
@@ -117,6 +134,7 @@ async fn config<'a, 'r>(
             ca_file
                 .as_ref()
                 .map_or("(auto)".into(), |p| p.display().to_string()),
+            pooling(target, settings),
         ),
     );
     let facts = Facts {

@@ -78,6 +78,8 @@ pub(crate) struct Pooled {
     /// ParameterStatus values as after the connection's startup, updated by what the reset
     /// query and `SET application_name` reported.
     pub params: Vec<(String, String)>,
+    /// The server's NegotiateProtocolVersion at startup, replayed to each client.
+    pub negotiated: Option<Bytes>,
     pub backend_key: Option<(u32, Bytes)>,
     /// Past this the connection is not reused: `server_lifetime` minus up to 10% jitter.
     pub retire_at: Instant,
@@ -150,6 +152,7 @@ impl Pool {
                 key,
                 addr: session.addr,
                 params: session.params.clone(),
+                negotiated: session.negotiated.clone(),
                 backend_key: session.backend_key.clone(),
                 retire_at: Instant::now() + jittered(self.settings.lifetime),
             },
