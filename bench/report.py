@@ -84,7 +84,7 @@ w(
     "TPS and average latency per transaction. *direct*: pgbench → PostgreSQL over TLS "
     "(`sslmode=verify-full`, SCRAM password user). *proxy*: pgbench → rds-iam-proxy on "
     "127.0.0.1 (plain TCP, no password) → PostgreSQL over verified TLS with an IAM token. "
-    "*pgbouncer*: pgbench → pgbouncer on 127.0.0.1 (plain TCP, SCRAM) → PostgreSQL over TLS "
+    "*pgbouncer*: pgbench → pgbouncer on 127.0.0.1 (plain TCP, no password: `auth_type = trust`) → PostgreSQL over TLS "
     "(`server_tls_sslmode = verify-ca`), session pooling. CPU is the proxy's (or pgbouncer's) "
     "utime+stime from `/proc/PID/stat` over the run, divided by the transactions."
 )
@@ -227,7 +227,7 @@ if med("rss_idle_kib", "proxy") is not None:
 
 # --- pooled (issue 15) ---
 pooled_checks = []
-if med("tps", "proxy-pooled", "simple", 8) is not None or med("connect_per_s", "proxy-pooled") is not None:
+if any(k[1] == "proxy-pooled" for k in data):
     w("## Pooled server connections (`--pool-mode session`)")
     w("")
     w(
@@ -240,7 +240,7 @@ if med("tps", "proxy-pooled", "simple", 8) is not None or med("connect_per_s", "
     w("")
     pc = med("connect_per_s", "proxy-pooled")
     bc = med("connect_per_s", "pgbouncer")
-    if pc is not None:
+    if pc is not None and cd_ is not None:
         w("Connection set-up, `pgbench -C -S`, 8 clients (direct: a new IAM connection each time):")
         w("")
         w("| direct IAM connections/s | proxy | proxy-pooled | pgbouncer (pooled) | pooled / direct | pooled / pgbouncer | CPU µs/connection proxy | proxy-pooled | pgbouncer |")
