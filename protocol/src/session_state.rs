@@ -21,6 +21,7 @@ mod tag {
     pub const COPY_FAIL: u8 = b'f';
     // Backend.
     pub const READY_FOR_QUERY: u8 = b'Z';
+    pub const PARAMETER_STATUS: u8 = b'S';
 }
 
 /// Walks message boundaries in one direction of a byte stream.
@@ -134,6 +135,8 @@ pub struct SessionState {
     status: u8,
     /// Something the protocol does not allow was seen; the session can never be reused.
     broken: bool,
+    /// The server reported a parameter (ParameterStatus) during the session.
+    reported: bool,
 }
 
 impl Default for SessionState {
@@ -152,6 +155,7 @@ impl SessionState {
             batch_open: false,
             status: b'I',
             broken: false,
+            reported: false,
         }
     }
 
@@ -198,10 +202,14 @@ impl SessionState {
     /// Follows a chunk the server sent.
     pub fn server_sent(&mut self, data: &[u8]) {
         let (awaiting, status, broken) = (&mut self.awaiting, &mut self.status, &mut self.broken);
+        let reported = &mut self.reported;
         let scanned = self.server.scan(
             data,
             |t| t == tag::READY_FOR_QUERY,
             |h| {
+                if h.tag == tag::PARAMETER_STATUS {
+                    *reported = true;
+                }
                 if h.tag == tag::READY_FOR_QUERY {
                     match awaiting.checked_sub(1) {
                         Some(n) => *awaiting = n,
@@ -232,6 +240,13 @@ impl SessionState {
     /// Whether the server still owes a reply: a query or Sync it has not answered yet.
     pub fn is_busy(&self) -> bool {
         self.awaiting > 0
+    }
+
+    /// Whether the server reported a parameter change during the session (a `SET` of a
+    /// reported setting, or the server's own change): what a pooled connection recorded at
+    /// startup may then be out of date.
+    pub fn parameters_reported(&self) -> bool {
+        self.reported
     }
 
     /// The last ReadyForQuery status seen.

@@ -230,9 +230,10 @@ async fn sessions_that_end_dirty_are_closed_never_reused() {
         .unwrap();
     drop(client);
     let _ = conn.await;
-    let gone = wait_gone(&s, dirty, Duration::from_secs(10)).await;
+    // The next client is not given that connection (it is not even idle in the pool).
     let next = connect(addr, "iam_user").await.unwrap();
     assert_ne!(pid(&next).await, dirty);
+    let gone = wait_gone(&s, dirty, Duration::from_secs(10)).await;
     next.batch_execute("begin; select * from locks where id = 1 for update nowait; rollback")
         .await
         .expect("the row lock went with the closed connection");
@@ -275,16 +276,31 @@ async fn sessions_that_end_dirty_are_closed_never_reused() {
     let left = Instant::now();
     conn.abort();
     running.abort();
+    let next = connect(addr, "iam_user").await.unwrap();
+    assert_ne!(pid(&next).await, dirty);
     let gone = wait_gone(&s, dirty, Duration::from_secs(10)).await;
     println!(
         "query running: backend gone {gone:?} after the client left ({:?})",
         left.elapsed()
     );
-    let next = connect(addr, "iam_user").await.unwrap();
-    assert_ne!(pid(&next).await, dirty);
     next.batch_execute("begin; select * from locks where id = 1 for update nowait; rollback")
         .await
         .unwrap();
+    drop(next);
+
+    // 5. An orderly Terminate right behind a statement: the server finishes the statement
+    //    (the Terminate goes on to it, as without a pool), nothing is cancelled.
+    let (raw, dirty) = raw_client::ready(addr, "iam_user", "appdb").await;
+    let mut bytes = raw_client::query("insert into sink select 'orderly' from pg_sleep(0.3)");
+    bytes.extend_from_slice(&raw_client::TERMINATE);
+    raw_client::send_and_close(raw, &bytes).await;
+    wait_gone(&s, dirty, Duration::from_secs(10)).await;
+    let next = connect(addr, "iam_user").await.unwrap();
+    assert_eq!(
+        common::one(&next, "select count(*)::text from sink where v = 'orderly'").await,
+        "1",
+        "the statement sent before Terminate completed"
+    );
     drop(next);
 
     wait_idle(admin, &target, 1).await;
@@ -294,31 +310,55 @@ async fn sessions_that_end_dirty_are_closed_never_reused() {
         &[("target", &target), ("reason", "dirty")],
     )
     .await;
-    assert_eq!(dirty_count, 4.0, "four dirty endings counted");
+    assert_eq!(dirty_count, 5.0, "five dirty endings counted");
     let log = proxy.log_messages("connection closed");
     let kept = log
         .iter()
         .filter(|l| l.contains("\"server_kept\":true"))
         .count();
-    assert_eq!(kept, 2, "only the two clean sessions were kept: {log:#?}");
+    assert_eq!(kept, 3, "only the three clean sessions were kept: {log:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_reset_query_closes_that_connection_only() {
+async fn a_failing_reset_query_closes_the_connection_and_the_next_client_is_served() {
     let s = standin().await;
     let (proxy, admin) = spawn_with_admin(pooled(&s).args(["--server-reset-query", "select 1/0"]));
     let target = target_name(&proxy);
     let first = session_pid(proxy.addr()).await;
     wait_gone(&s, first, Duration::from_secs(10)).await;
-    let second = session_pid(proxy.addr()).await;
-    assert_ne!(first, second);
-    let failed = counter(
-        admin,
-        "rds_iam_proxy_pool_discards_total",
-        &[("target", &target), ("reason", "reset_failed")],
-    )
-    .await;
-    assert!(failed >= 1.0);
+    let reason = [("target", target.as_str()), ("reason", "reset_failed")];
+    assert_eq!(
+        counter(admin, "rds_iam_proxy_pool_discards_total", &reason).await,
+        1.0
+    );
+    assert_eq!(
+        counter(admin, "rds_iam_proxy_pool_idle", &[("target", &target)]).await,
+        0.0,
+        "a connection whose reset failed is never kept"
+    );
+    let next = connect(proxy.addr(), "iam_user").await.unwrap();
+    next.simple_query("select 1").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_the_session_changed_are_re_read_for_the_next_client() {
+    let s = standin().await;
+    // A reset that keeps settings: what the next client is told must be what it gets.
+    let (proxy, admin) =
+        spawn_with_admin(pooled(&s).args(["--server-reset-query", "DISCARD PLANS"]));
+    let target = target_name(&proxy);
+    // Both sessions start the same way (tokio-postgres would add startup parameters).
+    let (sock, first) = raw_client::ready(proxy.addr(), "iam_user", "appdb").await;
+    raw_client::run_then_terminate(sock, "set timezone = 'Asia/Tokyo'").await;
+    wait_idle(admin, &target, 1).await;
+    let (_sock, second, params) =
+        raw_client::ready_with_params(proxy.addr(), "iam_user", "appdb").await;
+    assert_eq!(second, first, "reused");
+    assert_eq!(
+        params.get("TimeZone").map(String::as_str),
+        Some("Asia/Tokyo"),
+        "{params:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,6 +477,7 @@ async fn sigterm_closes_idle_server_connections_at_once() {
     let gone = wait_gone(&s, first, Duration::from_secs(4)).await;
     println!("SIGTERM: idle backend gone after {gone:?} (min delay 5 s still running)");
     let log = s.server_log_tail(200).await;
+    assert!(log.contains("connection"), "the server log was read: {log}");
     assert!(
         !log.contains("unexpected EOF on client connection"),
         "the proxy said Terminate: {log}"

@@ -178,3 +178,16 @@ fn large_bodies_are_skipped_without_being_seen() {
     s.server_sent(&ready(b'I'));
     assert!(s.is_idle());
 }
+
+#[test]
+fn a_parameter_report_during_the_session_is_noticed() {
+    let mut s = SessionState::new();
+    s.client_sent(&query("set timezone = 'UTC'"));
+    assert!(!s.parameters_reported());
+    let mut reply = frame(b'C', b"SET\0");
+    reply.extend(frame(b'S', b"TimeZone\0UTC\0"));
+    reply.extend(ready(b'I'));
+    s.server_sent(&reply);
+    assert!(s.parameters_reported());
+    assert!(s.is_idle());
+}

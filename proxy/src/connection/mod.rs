@@ -129,10 +129,12 @@ async fn pipeline<S: ClientIo>(
             } => (stream, message, leftover),
         };
     log.tls = client.is_tls();
-    let (mut server, _cancel_key, leftover) =
+    let (mut server, cancel_key, leftover) =
         prepare(&mut client, &cx, &admission, startup, leftover, log).await?;
     log.reused = server.reused;
     let (outcome, ending) = relay(&mut client, &mut server, leftover, &cx, log).await?;
+    // Unregistered before the connection can reach its next client, who registers the same key.
+    drop(cancel_key);
     log.kept = upstream::release(server, ending);
     Ok(outcome)
 }
@@ -171,9 +173,15 @@ async fn relay<S: ClientIo>(
     let (end, ending) = if server.is_pooled() {
         let mut watch = Tracked::default();
         let end = splice_from(client, server, leftover, cx, &meters, &mut watch, log).await?;
-        let ending = match (&end, &watch.state) {
-            (SpliceEnd::ClientLeft, state) if state.is_idle() => Ending::Clean,
-            (_, state) if state.is_busy() => Ending::Busy,
+        let state = &watch.state;
+        let ending = match end {
+            SpliceEnd::ClientLeft if state.is_idle() => Ending::Clean {
+                reported: state.parameters_reported(),
+            },
+            // An orderly Terminate goes on to the server, which finishes what it was sent first,
+            // as it would without a pool.
+            SpliceEnd::ClientLeft if watch.terminated => Ending::Dirty,
+            _ if state.is_busy() => Ending::Busy,
             _ => Ending::Dirty,
         };
         (end, ending)

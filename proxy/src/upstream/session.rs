@@ -76,23 +76,26 @@ pub(crate) async fn open(
 /// How a client's session ended, as far as its server connection is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
-    /// Idle and quiet (pooled sessions only): the connection may be kept.
-    Clean,
-    /// The server is still working on something the client sent: cancel it.
+    /// Idle and quiet (pooled sessions only): the connection may be kept. `reported`: the
+    /// server reported parameter changes during the session, so re-read them after the reset.
+    Clean { reported: bool },
+    /// The client vanished while the server was still working on what it sent: cancel that.
     Busy,
-    /// Anything else: in a transaction, in COPY, half a message, a side failed.
+    /// Anything else (in a transaction, in COPY, half a message, a Terminate while busy, a
+    /// side failed): close with Terminate; the server finishes or rolls back as without a pool.
     Dirty,
 }
 
 /// Hands a session back once its client is done with it. A pooled session that ended clean
-/// is reset and kept; anything else is closed (a pooled one still running a query is also
-/// cancelled, so its locks go now; the raw splice already passed the client's Terminate on).
+/// is reset and kept; anything else is closed (a pooled one whose client vanished mid-query
+/// is also cancelled, so its locks go now; the raw splice already passed the client's
+/// Terminate on).
 /// Returns whether it was kept.
 pub(crate) fn release(session: ServerSession, ending: Ending) -> bool {
     let ServerSession { stream, lease, .. } = session;
     match (lease, ending) {
-        (Some(Lease { pool, conn }), Ending::Clean) => {
-            pool.check_in(stream, conn);
+        (Some(Lease { pool, conn }), Ending::Clean { reported }) => {
+            pool.check_in(stream, conn, reported);
             true
         }
         (Some(Lease { pool, conn }), ending) => {

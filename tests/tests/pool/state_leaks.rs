@@ -51,9 +51,9 @@ const STATE: &[(&str, &str, &str, &str)] = &[
         "0",
     ),
     (
-        "sequence currval",
-        "create temp sequence leak_seq; select nextval('leak_seq')",
-        "select count(*)::text from pg_class where relname = 'leak_seq'",
+        "temp sequence",
+        "create temp sequence leak_temp_seq; select nextval('leak_temp_seq')",
+        "select count(*)::text from pg_class where relname = 'leak_temp_seq'",
         "0",
     ),
 ];
@@ -62,6 +62,12 @@ pub async fn run() {
     let s = standin().await;
     let su = s.superuser_client().await.unwrap();
     su.batch_execute("create role leak_role nologin; grant leak_role to iam_user")
+        .await
+        .unwrap();
+    s.connect_direct("iam_user", "appdb", &s.sign_token("iam_user"))
+        .await
+        .unwrap()
+        .batch_execute("create sequence leak_seq")
         .await
         .unwrap();
     s.create_iam_user("iam_admin").await.unwrap();
@@ -80,6 +86,10 @@ pub async fn run() {
 
     let dirty = connect(proxy.addr(), "iam_user").await.unwrap();
     assert_eq!(pid(&dirty).await, fresh_pid);
+    dirty
+        .batch_execute("select nextval('leak_seq')")
+        .await
+        .unwrap();
     for (what, sql, _, _) in STATE {
         dirty
             .batch_execute(sql)
@@ -125,6 +135,12 @@ pub async fn run() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "protocol-level statement {protocol_stmt} leaked");
+    // A sequence's currval belongs to the session that called nextval.
+    let e = next
+        .query_one("select currval('leak_seq')", &[])
+        .await
+        .expect_err("currval leaked");
+    assert_eq!(super::sqlstate(&e).as_deref(), Some("55000"), "{e}");
     drop(next);
 
     // SET SESSION AUTHORIZATION needs a superuser session.

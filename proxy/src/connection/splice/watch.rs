@@ -35,6 +35,8 @@ impl Watch for Raw {
 #[derive(Debug, Default)]
 pub(crate) struct Tracked {
     pub state: SessionState,
+    /// The client ended with Terminate (held back), not by closing.
+    pub terminated: bool,
 }
 
 impl Watch for Tracked {
@@ -43,7 +45,10 @@ impl Watch for Tracked {
     fn client_sent(&mut self, data: &[u8]) -> usize {
         match self.state.client_sent(data) {
             ClientChunk::Forward => data.len(),
-            ClientChunk::TerminateAt(at) => at,
+            ClientChunk::TerminateAt(at) => {
+                self.terminated = true;
+                at
+            }
         }
     }
 

@@ -38,12 +38,14 @@ pub(super) async fn watch(
     };
     let event = {
         let mut byte = [0u8; 1];
+        // In this order: a server that already said goodbye (a FATAL, EOF) or a closing pool
+        // wins over a checkout that asks at the same moment, so neither is handed out.
         tokio::select! {
             biased;
-            t = taken => Event::Taken(t),
-            () = pool.closed.cancelled() => Event::Close(pool.close_reason()),
-            // An idle server has nothing to say; anything (a FATAL, EOF) means it is done.
+            // An idle server has nothing to say; anything means it is done.
             _ = idle.stream.read(&mut byte) => Event::Close(Discard::ServerClosed),
+            () = pool.closed.cancelled() => Event::Close(pool.close_reason()),
+            t = taken => Event::Taken(t),
             () = tokio::time::sleep_until(deadline) => Event::Close(expiry),
         }
     };

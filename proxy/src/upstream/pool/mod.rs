@@ -198,6 +198,9 @@ impl Pool {
     /// Takes the most recently idle connection for `key` from its watcher.
     async fn checkout(&self, key: &PoolKey) -> Option<Idle> {
         loop {
+            if self.closed.is_cancelled() {
+                return None;
+            }
             let handle = {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
                 let handles = idle.get_mut(key)?;
@@ -220,17 +223,30 @@ impl Pool {
     }
 
     /// A session that ended idle and quiet: reset it in the background, then keep it.
-    pub fn check_in(self: &Arc<Self>, stream: UpstreamStream, conn: Pooled) {
+    /// `reported`: the server reported parameter changes during the session, so the values
+    /// recorded at startup are re-read after the reset.
+    pub fn check_in(self: &Arc<Self>, stream: UpstreamStream, conn: Pooled, reported: bool) {
         let pool = self.clone();
         self.tasks
-            .spawn(async move { pool.reset_and_keep(stream, conn).await });
+            .spawn(async move { pool.reset_and_keep(stream, conn, reported).await });
     }
 
-    async fn reset_and_keep(self: Arc<Self>, mut stream: UpstreamStream, mut conn: Pooled) {
-        if let Some(reason) = self.refusal(&conn) {
+    async fn reset_and_keep(
+        self: Arc<Self>,
+        mut stream: UpstreamStream,
+        mut conn: Pooled,
+        reported: bool,
+    ) {
+        if let Some(reason) = self.refusal(&conn, self.kept(&conn.key)) {
             return self.discard(stream, reason);
         }
-        let reset = query::run(&mut stream, &self.settings.reset_query, &mut conn.params);
+        let reset = async {
+            query::run(&mut stream, &self.settings.reset_query, &mut conn.params).await?;
+            if reported {
+                query::reread_params(&mut stream, &mut conn.params).await?;
+            }
+            Ok::<(), query::QueryError>(())
+        };
         let result = tokio::select! {
             r = tokio::time::timeout(self.connect_timeout, reset) => r,
             () = self.closed.cancelled() => return self.discard(stream, Discard::PoolClosed),
@@ -251,32 +267,39 @@ impl Pool {
         }
     }
 
-    /// Why `conn` may not be kept now, if it may not.
-    fn refusal(&self, conn: &Pooled) -> Option<Discard> {
+    /// Why `conn` may not be kept now, if it may not; `kept` is how many its key holds.
+    fn refusal(&self, conn: &Pooled, kept: usize) -> Option<Discard> {
         if self.closed.is_cancelled() {
             return Some(self.close_reason());
         }
         if Instant::now() >= conn.retire_at {
             return Some(Discard::Lifetime);
         }
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept = idle.get(&conn.key).map_or(0, Vec::len);
         (kept >= self.settings.max_idle).then_some(Discard::PoolFull)
+    }
+
+    fn kept(&self, key: &PoolKey) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.get(key).map_or(0, Vec::len)
     }
 
     /// Puts a healthy idle connection under its key, with a task watching it.
     fn keep(self: &Arc<Self>, stream: UpstreamStream, conn: Pooled) {
-        if let Some(reason) = self.refusal(&conn) {
-            return self.discard(stream, reason);
-        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (take, taken) = oneshot::channel();
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(conn.key.clone())
-            .or_default()
-            .push(IdleHandle { id, take });
+        {
+            // Counted and filed under one lock, so concurrent resets cannot pass max_idle.
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let handles = idle.entry(conn.key.clone()).or_default();
+            if let Some(reason) = self.refusal(&conn, handles.len()) {
+                if handles.is_empty() {
+                    idle.remove(&conn.key);
+                }
+                drop(idle);
+                return self.discard(stream, reason);
+            }
+            handles.push(IdleHandle { id, take });
+        }
         self.meters.idle.inc();
         let pool = self.clone();
         self.tasks
@@ -316,13 +339,16 @@ impl Pool {
         }
     }
 
-    /// Closes a session that did not end clean; `busy`: the server is still running what
-    /// the client sent, so cancel it (its transaction's locks go now, not when it ends).
+    /// Closes a session that did not end clean: with Terminate (the server rolls back an open
+    /// transaction, or first finishes what an orderly client sent before its Terminate), or,
+    /// `busy`, when its client vanished mid-query, by cancelling that query and closing.
     pub fn abandon(&self, stream: UpstreamStream, conn: &Pooled, busy: bool) {
         self.meters.discarded(Discard::Dirty.label());
-        drop(stream);
         if busy {
+            drop(stream);
             self.cancel(conn);
+        } else {
+            self.tasks.spawn(terminate(stream));
         }
     }
 

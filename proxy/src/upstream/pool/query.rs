@@ -2,7 +2,7 @@
 //! up to its ReadyForQuery.
 
 use bytes::BytesMut;
-use rds_iam_protocol::{encode_query, BackendMessage};
+use rds_iam_protocol::{decode_data_row, encode_query, BackendMessage};
 use tokio::io::AsyncWriteExt;
 
 use crate::upstream::{read_backend, UpstreamError, UpstreamStream};
@@ -18,6 +18,8 @@ pub(crate) enum QueryError {
     Server { code: String, message: String },
     #[error("the server is not idle after the query (status {0:?})")]
     NotIdle(char),
+    #[error("the server returned no row")]
+    NoRow,
 }
 
 /// Runs `sql`; ParameterStatus messages the server sends on the way update `params`.
@@ -54,6 +56,70 @@ pub(crate) async fn run(
     }
 }
 
+/// Re-reads the current value of every recorded parameter (one `SELECT current_setting(..)`
+/// round trip), for a session in which the server reported changes the reset may not undo.
+pub(crate) async fn reread_params(
+    stream: &mut UpstreamStream,
+    params: &mut [(String, String)],
+) -> Result<(), QueryError> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    let columns: Vec<String> = params
+        .iter()
+        .map(|(name, _)| format!("current_setting({}, true)", literal(name)))
+        .collect();
+    let sql = format!("SELECT {}", columns.join(", "));
+    let mut out = BytesMut::with_capacity(sql.len() + 6);
+    encode_query(&sql, &mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut row = None;
+    loop {
+        let (message, frame) = read_backend(stream, &mut buf).await?;
+        match message {
+            BackendMessage::Other { tag: b'D' } => {
+                row = Some(decode_data_row(&frame).map_err(UpstreamError::from)?);
+            }
+            BackendMessage::ErrorResponse(fields) => {
+                return Err(QueryError::Server {
+                    code: fields.code,
+                    message: fields.message,
+                })
+            }
+            BackendMessage::ReadyForQuery { status: b'I' } => break,
+            BackendMessage::ReadyForQuery { status } => {
+                return Err(QueryError::NotIdle(char::from(status)))
+            }
+            _ => {}
+        }
+    }
+    let values = row.ok_or(QueryError::NoRow)?;
+    for ((_, value), now) in params.iter_mut().zip(values) {
+        if let Some(now) = now {
+            *value = String::from_utf8_lossy(&now).into_owned();
+        }
+    }
+    Ok(())
+}
+
+/// `E'…'`: a string literal whatever `standard_conforming_strings` is.
+fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str("E'");
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => {}
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
 /// Replaces or adds one recorded ParameterStatus value.
 pub(crate) fn set_param(params: &mut Vec<(String, String)>, name: String, value: String) {
     match params.iter_mut().find(|(k, _)| *k == name) {
@@ -65,18 +131,7 @@ pub(crate) fn set_param(params: &mut Vec<(String, String)>, name: String, value:
 /// `SET application_name = E'…'`: an escape string, so the result does not depend on
 /// `standard_conforming_strings`.
 pub(crate) fn set_application_name(name: &str) -> String {
-    let mut sql = String::with_capacity(name.len() + 32);
-    sql.push_str("SET application_name = E'");
-    for c in name.chars() {
-        match c {
-            '\'' => sql.push_str("''"),
-            '\\' => sql.push_str("\\\\"),
-            '\0' => {}
-            c => sql.push(c),
-        }
-    }
-    sql.push('\'');
-    sql
+    format!("SET application_name = {}", literal(name))
 }
 
 #[cfg(test)]
