@@ -10,11 +10,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use rds_iam_protocol::CancelRequest;
 
-use super::outcome::Outcome;
 use crate::targets::{ServerTrust, TargetContext};
 use crate::upstream::{send_cancel, UpstreamError};
 
 type Key = (u32, Bytes);
+
+/// What became of a CancelRequest: the `result` label of `cancel_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelResult {
+    Forwarded,
+    /// No session has that key (already ended, or a guess): dropped, as PostgreSQL does.
+    Unknown,
+    Failed,
+}
+
+impl CancelResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            CancelResult::Forwarded => "forwarded",
+            CancelResult::Unknown => "unknown",
+            CancelResult::Failed => "failed",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct CancelMap {
@@ -66,19 +84,20 @@ impl CancelMap {
         }
     }
 
-    /// Forwards `request` and logs what became of it; a CancelRequest never gets a reply.
-    pub async fn handle(&self, request: &CancelRequest) -> Outcome {
-        match self.forward(request).await {
-            Ok(true) => tracing::info!(pid = request.pid, "cancel request forwarded"),
-            Ok(false) => tracing::info!(
-                pid = request.pid,
-                "cancel request for an unknown session ignored"
-            ),
+    /// Forwards `request`; a CancelRequest never gets a reply. Anyone who can connect can send
+    /// these as fast as they like, so what became of it is one DEBUG line (and a counter, by
+    /// the caller), never INFO.
+    pub async fn handle(&self, request: &CancelRequest) -> CancelResult {
+        let result = match self.forward(request).await {
+            Ok(true) => CancelResult::Forwarded,
+            Ok(false) => CancelResult::Unknown,
             Err(e) => {
-                tracing::warn!(pid = request.pid, error = %e, "cancel request could not be forwarded")
+                tracing::debug!(pid = request.pid, error = %e, "cancel request could not be forwarded");
+                CancelResult::Failed
             }
-        }
-        Outcome::Cancel
+        };
+        tracing::debug!(pid = request.pid, result = result.label(), "cancel request");
+        result
     }
 
     /// Forwards a CancelRequest over TLS to the server of the session it names. Unknown keys

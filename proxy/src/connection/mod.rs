@@ -15,6 +15,7 @@ mod cancel;
 mod client_auth;
 mod error;
 mod handshake;
+mod log_text;
 mod outcome;
 mod prefixed;
 mod reply;
@@ -40,6 +41,7 @@ use self::bounds::StartupBounds;
 use self::cancel::CancelGuard;
 use self::error::ClientError;
 use self::handshake::{handshake, Handshake};
+use self::log_text::LogText;
 use self::outcome::Outcome;
 use self::reply::refuse;
 use self::splice::{splice, Raw, Side, SpliceEnd, Tracked, Transferred, Watch};
@@ -82,9 +84,13 @@ pub(crate) async fn serve<S: ClientIo>(
         shared
             .metrics
             .connection_closed(target, outcome.label(), outcome == Outcome::AuthFailed);
+        if outcome == Outcome::Cancel {
+            // Its one DEBUG line was written where it was handled.
+            return;
+        }
         tracing::info!(
-            user = %log.user,
-            database = %log.database,
+            user = %LogText(&log.user),
+            database = %LogText(&log.database),
             tls = log.tls,
             duration_ms = started.elapsed().as_millis() as u64,
             bytes_in = log.moved.client_to_server,
@@ -121,7 +127,13 @@ async fn pipeline<S: ClientIo>(
     };
     let (mut client, startup, leftover) =
         match handshake(socket, route.client.tls.as_ref(), &cx.bounds).await? {
-            Handshake::Cancel(request) => return Ok(shared.cancel.handle(&request).await),
+            Handshake::Cancel(request) => {
+                let result = shared.cancel.handle(&request).await;
+                shared
+                    .metrics
+                    .cancel_request(&route.target.name, result.label());
+                return Ok(Outcome::Cancel);
+            }
             Handshake::Startup {
                 stream,
                 message,
@@ -240,7 +252,11 @@ async fn setup<S: ClientIo>(
     admit(admission)?;
     let user = identify(&mut startup, cx, log)?;
     let leftover = authenticate(client, cx, &user, leftover).await?;
-    tracing::info!(user = %log.user, database = %log.database, "connection opened");
+    tracing::info!(
+        user = %LogText(&log.user),
+        database = %LogText(&log.database),
+        "connection opened"
+    );
     let mut server = server_session(cx, &startup, &user).await?;
     let target = &cx.route.target;
     let cancel_key = server

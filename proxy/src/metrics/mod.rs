@@ -49,6 +49,7 @@ pub(crate) struct Metrics {
     pub pool_reuses_total: Family<TargetLabel, Counter>,
     pub pool_idle: Family<TargetLabel, Gauge>,
     pub pool_discards_total: Family<ReasonLabel, Counter>,
+    pub cancel_requests_total: Family<ResultLabel, Counter>,
     /// Targets and their signers, read by the scrape-time collector and by readiness.
     pub signers: SignerWatch,
     pub registry: Arc<Registry>,
@@ -154,6 +155,12 @@ impl Metrics {
             "Server connections closed instead of kept, by reason",
             pool_discards_total.clone(),
         );
+        let cancel_requests_total = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "cancel_requests",
+            "CancelRequests by result (forwarded, unknown, failed)",
+            cancel_requests_total.clone(),
+        );
         let signers = SignerWatch::default();
         registry.register_collector(Box::new(signers.clone()));
         Metrics {
@@ -166,6 +173,7 @@ impl Metrics {
             pool_reuses_total,
             pool_idle,
             pool_discards_total,
+            cancel_requests_total,
             signers,
             registry: Arc::new(registry),
         }
@@ -196,6 +204,16 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts a CancelRequest by what became of it.
+    pub fn cancel_request(&self, target: &str, result: &str) {
+        self.cancel_requests_total
+            .get_or_create(&ResultLabel {
+                target: target.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a server session handed to a client: a reused one, or a new connection.

@@ -172,7 +172,7 @@ impl Inner {
                 tracing::info!(
                     host = %req.host,
                     port = req.port,
-                    user = %req.user,
+                    user = ?req.user,
                     region = %req.region,
                     expires_at = %rfc3339(minted.valid_until),
                     refresh_at = %rfc3339(minted.refresh_at),
@@ -199,7 +199,7 @@ impl Inner {
                 tracing::warn!(
                     host = %req.host,
                     port = req.port,
-                    user = %req.user,
+                    user = ?req.user,
                     error = %err,
                     "minting RDS IAM auth token failed"
                 );

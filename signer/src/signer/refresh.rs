@@ -76,7 +76,7 @@ impl Inner {
                     if !valid {
                         drop(state);
                         self.cache.remove(&req, &entry);
-                        tracing::info!(host = %req.host, port = req.port, user = %req.user, "dropped idle token key");
+                        tracing::info!(host = %req.host, port = req.port, user = ?req.user, "dropped idle token key");
                     }
                     continue;
                 }
