@@ -5,6 +5,9 @@
 #[allow(dead_code)]
 mod admin_client;
 mod common;
+#[path = "pool/raw_client.rs"]
+#[allow(dead_code)]
+mod raw_client;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -92,16 +95,7 @@ async fn a_user_name_cannot_forge_a_text_log_line_or_send_escapes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let evil = "evil\nINFO rds_iam_proxy: FORGED connection closed\x1b[2J";
-    let mut body = 196_608u32.to_be_bytes().to_vec();
-    for (k, v) in [("user", evil), ("database", "appdb\r\nFORGED-DB")] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend(body);
+    let packet = raw_client::startup_packet(&[("user", evil), ("database", "appdb\r\nFORGED-DB")]);
     let mut sock = TcpStream::connect(addr).await.unwrap();
     sock.write_all(&packet).await.unwrap();
     // The database refuses that user; the proxy logs the attempt and closes.

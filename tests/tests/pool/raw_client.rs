@@ -20,27 +20,13 @@ pub async fn ready_with_params(
     database: &str,
 ) -> (TcpStream, i32, HashMap<String, String>) {
     let mut sock = TcpStream::connect(addr).await.unwrap();
-    let mut body = Vec::new();
-    body.extend_from_slice(&196_608u32.to_be_bytes());
-    for (k, v) in [("user", user), ("database", database)] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend(body);
+    let packet = startup_packet(&[("user", user), ("database", database)]);
     sock.write_all(&packet).await.unwrap();
     let mut pid = None;
     let mut params = HashMap::new();
     loop {
-        let mut header = [0u8; 5];
-        sock.read_exact(&mut header).await.unwrap();
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        let mut payload = vec![0u8; len - 4];
-        sock.read_exact(&mut payload).await.unwrap();
-        match header[0] {
+        let (tag, payload) = read_message(&mut sock).await;
+        match tag {
             b'K' => {
                 pid = Some(i32::from_be_bytes([
                     payload[0], payload[1], payload[2], payload[3],
@@ -65,6 +51,31 @@ pub async fn ready_with_params(
     }
 }
 
+/// A protocol 3.0 StartupMessage with `params`.
+pub fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    packet.extend(body);
+    packet
+}
+
+/// One server message: its tag and body.
+async fn read_message(sock: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 5];
+    sock.read_exact(&mut header).await.unwrap();
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut payload = vec![0u8; len - 4];
+    sock.read_exact(&mut payload).await.unwrap();
+    (header[0], payload)
+}
+
 /// A simple Query message.
 pub fn query(sql: &str) -> Vec<u8> {
     let mut out = vec![b'Q'];
@@ -80,12 +91,8 @@ pub const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 pub async fn run_then_terminate(mut sock: TcpStream, sql: &str) {
     sock.write_all(&query(sql)).await.unwrap();
     loop {
-        let mut header = [0u8; 5];
-        sock.read_exact(&mut header).await.unwrap();
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        let mut payload = vec![0u8; len - 4];
-        sock.read_exact(&mut payload).await.unwrap();
-        match header[0] {
+        let (tag, payload) = read_message(&mut sock).await;
+        match tag {
             b'E' => panic!("{sql}: {}", String::from_utf8_lossy(&payload)),
             b'Z' => break,
             _ => {}

@@ -28,10 +28,7 @@ pub(crate) async fn run(
     sql: &str,
     params: &mut Vec<(String, String)>,
 ) -> Result<(), QueryError> {
-    let mut out = BytesMut::with_capacity(sql.len() + 6);
-    encode_query(sql, &mut out);
-    stream.write_all(&out).await?;
-    stream.flush().await?;
+    send(stream, sql).await?;
     let mut buf = BytesMut::with_capacity(512);
     let mut failed = None;
     loop {
@@ -69,11 +66,7 @@ pub(crate) async fn reread_params(
         .iter()
         .map(|(name, _)| format!("current_setting({}, true)", literal(name)))
         .collect();
-    let sql = format!("SELECT {}", columns.join(", "));
-    let mut out = BytesMut::with_capacity(sql.len() + 6);
-    encode_query(&sql, &mut out);
-    stream.write_all(&out).await?;
-    stream.flush().await?;
+    send(stream, &format!("SELECT {}", columns.join(", "))).await?;
     let mut buf = BytesMut::with_capacity(1024);
     let mut row = None;
     loop {
@@ -101,6 +94,15 @@ pub(crate) async fn reread_params(
             *value = String::from_utf8_lossy(&now).into_owned();
         }
     }
+    Ok(())
+}
+
+/// Sends `sql` as one simple Query.
+async fn send(stream: &mut UpstreamStream, sql: &str) -> Result<(), QueryError> {
+    let mut out = BytesMut::with_capacity(sql.len() + 6);
+    encode_query(sql, &mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await?;
     Ok(())
 }
 
