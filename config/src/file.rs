@@ -76,9 +76,17 @@ pub(crate) fn read(
 ) -> Result<Layers, ConfigError> {
     let mut builder = config::Config::builder();
     let mut file_origin = Origin::none();
+    // The text is read here rather than by `config`, so that a parse error can be checked
+    // against the very text that failed.
+    let mut file_text = None;
     if let Some(path) = file {
-        builder = builder.add_source(file_source(path)?);
+        let (format, text) = read_file(path)?;
+        builder = builder.add_source(config::File::from_str(
+            &text,
+            config::FileFormat::from(format),
+        ));
         file_origin = Origin::file(&path.display().to_string());
+        file_text = Some((format, text));
     }
 
     // Only our prefix, upper case as documented; empty values count as unset (Kubernetes
@@ -103,7 +111,9 @@ pub(crate) fn read(
             .source(Some(ours)),
     );
 
-    let cfg = builder.build().map_err(|e| file_error(file, e))?;
+    let cfg = builder
+        .build()
+        .map_err(|e| file_error(file, file_text.as_ref(), e))?;
     let origins = collect_origins(&cfg, &file_origin);
     let raw: RawSettings = cfg
         .try_deserialize()
@@ -115,17 +125,43 @@ pub(crate) fn read(
     })
 }
 
-fn file_source(
-    path: &Path,
-) -> Result<config::File<config::FileSourceFile, config::FileFormat>, ConfigError> {
+/// The formats a config file may be written in, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Toml,
+    Yaml,
+    Json,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Toml => "TOML",
+            Self::Yaml => "YAML",
+            Self::Json => "JSON",
+        }
+    }
+}
+
+impl From<Format> for config::FileFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Toml => Self::Toml,
+            Format::Yaml => Self::Yaml,
+            Format::Json => Self::Json,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<(Format, String), ConfigError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let format = match ext.as_deref() {
-        Some("toml") => config::FileFormat::Toml,
-        Some("yaml" | "yml") => config::FileFormat::Yaml,
-        Some("json") => config::FileFormat::Json,
+        Some("toml") => Format::Toml,
+        Some("yaml" | "yml") => Format::Yaml,
+        Some("json") => Format::Json,
         _ => {
             return Err(ConfigError::invalid(
                 "config",
@@ -135,26 +171,217 @@ fn file_source(
             ))
         }
     };
-    // `config` treats a missing required file with a message that hides the path; check first.
-    if let Err(e) = std::fs::metadata(path) {
-        return Err(ConfigError::File {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        });
-    }
-    Ok(config::File::from(path).format(format).required(true))
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((format, text))
 }
 
-fn file_error(file: Option<&Path>, e: config::ConfigError) -> ConfigError {
-    // The parser's own message, without `config`'s " in <relative path>" suffix.
-    let reason = match e {
-        config::ConfigError::FileParse { cause, .. } => cause.to_string(),
-        other => other.to_string(),
+fn file_error(
+    file: Option<&Path>,
+    file_text: Option<&(Format, String)>,
+    e: config::ConfigError,
+) -> ConfigError {
+    let reason = match (e, file_text) {
+        (config::ConfigError::FileParse { cause, .. }, Some((format, text))) => {
+            parse_error(*format, text, cause.as_ref())
+        }
+        // Not from the file: `config` only parses file text.
+        (other, _) => other.to_string().trim_end().to_owned(),
     };
     ConfigError::File {
         path: file.map(|p| p.display().to_string()).unwrap_or_default(),
-        reason: reason.trim_end().to_owned(),
+        reason,
     }
+}
+
+/// Why a file does not parse, built from the parser's position and description but never
+/// from the file's text: the parser would quote the offending line (TOML), or a value that
+/// is not a table (`client_password hunter2` in YAML is one string), and that line may hold a
+/// password, or be the continuation of one.
+fn parse_error(format: Format, text: &str, cause: &(dyn std::error::Error + 'static)) -> String {
+    let raw = cause.to_string();
+    // The one error `config` itself returns from a format (boxed once more on the way): the
+    // top level is not a table. Its message quotes the value, such as the one string that
+    // `client_password hunter2` is in YAML.
+    let not_a_table = cause
+        .downcast_ref::<config::ConfigError>()
+        .or_else(|| {
+            cause
+                .downcast_ref::<Box<config::ConfigError>>()
+                .map(AsRef::as_ref)
+        })
+        .and_then(|e| match e {
+            config::ConfigError::Type { unexpected, .. } => Some(unexpected.to_string()),
+            _ => None,
+        })
+        .or_else(|| {
+            raw.strip_prefix("invalid type: ")
+                .filter(|_| raw.ends_with(", expected a map"))
+                .map(str::to_owned)
+        });
+    let (position, description) = match not_a_table {
+        Some(found) => {
+            // `string "..."`, `boolean `true``, `sequence`: the kind, without the value.
+            let kind = found
+                .split(['`', '"', ','])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            (
+                None,
+                format!("expected a table of settings at the top level, found {article} {kind}"),
+            )
+        }
+        None => describe(format, &raw),
+    };
+    // Should a parser quote file text after all, what follows a secret key is cut out.
+    let description = crate::redact::without(&description, &crate::redact::secret_fragments(text));
+    match position {
+        Some((line, column)) => {
+            let near = key_before(text, line, column)
+                .map(|k| format!(" (after key {k})"))
+                .unwrap_or_default();
+            format!(
+                "{} error at line {line}, column {column}{near}: {description}",
+                format.name()
+            )
+        }
+        None => format!("{} error: {description}", format.name()),
+    }
+}
+
+/// `(line, column)` (both from 1) and what went wrong, from a parser's message.
+fn describe(format: Format, raw: &str) -> (Option<(usize, usize)>, String) {
+    let raw = raw.trim_end();
+    match format {
+        // "TOML parse error at line 1, column 19\n  |\n1 | <line>\n  |   ^\n<message>\n".
+        Format::Toml => {
+            let mut lines = raw.lines();
+            let first = lines.clone().next().unwrap_or_default();
+            let Some(header) = first.strip_prefix("TOML parse error at ") else {
+                return (None, one_line(raw.lines()));
+            };
+            let position = position(header);
+            // Drop the excerpt: lines that start, after the line number, with `|`.
+            lines.next();
+            let message = lines.filter(|l| {
+                !l.trim_start()
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .trim_start()
+                    .starts_with('|')
+            });
+            (position, one_line(message))
+        }
+        // "<info> at byte 17 line 1 column 18".
+        Format::Yaml => {
+            if let Some((info, at)) = raw.rsplit_once(" at byte ") {
+                // The key is quoted as `String("max_connections")`, or as whatever else it
+                // is (a list, a table): named only if it is one of ours.
+                if let Some(key) = info.strip_suffix(": duplicated key in mapping") {
+                    let key = key
+                        .strip_prefix("String(\"")
+                        .and_then(|k| k.strip_suffix("\")"))
+                        .and_then(known_key)
+                        .map(|k| format!(" {k}"))
+                        .unwrap_or_default();
+                    return (position(at), format!("duplicated key{key} in mapping"));
+                }
+                return (position(at), one_line(info.lines()));
+            }
+            // `config`'s own YAML errors quote the number or key they could not convert.
+            if raw.starts_with("Parsing ") && raw.ends_with(" as floating point number failed") {
+                return (
+                    None,
+                    "a number that is not a valid floating point number".into(),
+                );
+            }
+            if raw.starts_with("Cannot parse ") && raw.ends_with("unsupported hash key type") {
+                return (None, "a key that is not a string, number or boolean".into());
+            }
+            (None, one_line(raw.lines()))
+        }
+        // "<message> at line 1 column 21".
+        Format::Json => match raw.rsplit_once(" at line ") {
+            Some((message, at)) => (position(&format!("line {at}")), one_line(message.lines())),
+            None => (None, one_line(raw.lines())),
+        },
+    }
+}
+
+fn one_line<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    lines
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `line 1, column 19` / `line 1 column 19` → `(1, 19)`.
+fn position(s: &str) -> Option<(usize, usize)> {
+    let number_after = |word: &str| -> Option<usize> {
+        let rest = &s[s.find(word)? + word.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    Some((number_after("line ")?, number_after("column ")?))
+}
+
+/// The last known key written before the error, on its line or the lines above: a name this
+/// program defines, so it is safe to show whatever the file holds.
+fn key_before(text: &str, line: usize, column: usize) -> Option<&'static str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let last = line.checked_sub(1)?.min(lines.len().checked_sub(1)?);
+    (0..=last).rev().find_map(|i| {
+        let l = lines[i];
+        let l = if i + 1 == line {
+            let end = l
+                .char_indices()
+                .nth(column.saturating_sub(1))
+                .map_or(l.len(), |(b, _)| b);
+            &l[..end]
+        } else {
+            l
+        };
+        last_known_key(l)
+    })
+}
+
+/// A top-level or target key of this program, as the `'static` name.
+fn known_key(word: &str) -> Option<&'static str> {
+    top_level_keys()
+        .iter()
+        .chain(TARGET_KEYS)
+        .chain(&["host", "port"])
+        .find(|k| **k == word)
+        .copied()
+}
+
+fn last_known_key(line: &str) -> Option<&'static str> {
+    let mut found = None;
+    let mut rest = line;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        rest = &rest[start..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let (word, after) = rest.split_at(end);
+        // A key is followed, perhaps after its closing quote, by `=` or `:`.
+        let sep = after.trim_start_matches(['"', '\'', ' ', '\t']);
+        if sep.starts_with(['=', ':']) {
+            if let Some(k) = known_key(word) {
+                found = Some(k);
+            }
+        }
+        rest = after;
+    }
+    found
 }
 
 fn unknown_env(var: &str) -> ConfigError {
@@ -231,6 +458,12 @@ fn deserialize_error(
         .strip_prefix("invalid type: ")
         .and_then(|rest| rest.split(", expected").next())
         .map_or(inner.clone(), str::to_owned);
+    // serde quotes the value (`string "..."`): not that of a secret.
+    let value = if crate::redact::is_secret_key(&path) {
+        crate::redact::REDACTED.to_owned()
+    } else {
+        value
+    };
     let expected = if key == "target" {
         "a list of [[target]] tables".to_owned()
     } else {

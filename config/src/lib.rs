@@ -4,6 +4,7 @@
 
 mod error;
 mod file;
+mod redact;
 mod schema;
 mod settings;
 mod target;
@@ -29,7 +30,14 @@ use value::{Field, Val};
 
 /// Loads the settings of `run` (and `check`, `policy`). `env` is the process environment
 /// (`std::env::vars().collect()`), passed in so tests never touch the real one.
+///
+/// No error shows a password: not the value of `client_password`, not a URL's, not text of a
+/// file that does not parse.
 pub fn load(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+    load_unredacted(args, env).map_err(redact::error)
+}
+
+fn load_unredacted(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
     let config_file = args.config.clone().or_else(|| {
         env.get(ENV_CONFIG)
             .filter(|v| !v.is_empty())
@@ -236,6 +244,8 @@ fn resolve(
         .unwrap_or(defaults::MAX_SIGTERM_DELAY);
     let exit_zero_on_sigterm =
         setting!(layers, exit_zero_on_sigterm, Field::bool)?.unwrap_or(false);
+    let quitquitquit = setting!(layers, quitquitquit, Field::bool)?.unwrap_or(false);
+    let allow_core_dumps = setting!(layers, allow_core_dumps, Field::bool)?.unwrap_or(false);
     let allow_remote = setting!(layers, allow_remote, Field::bool)?.unwrap_or(false);
     let log_format = setting!(layers, log_format, log_format)?.unwrap_or_default();
     let log_level =
@@ -260,6 +270,7 @@ fn resolve(
     Ok(Settings {
         targets: targets.into_iter().map(|r| r.target).collect(),
         admin_listen,
+        quitquitquit,
         max_connections,
         max_connect_rate,
         connect_timeout,
@@ -267,6 +278,7 @@ fn resolve(
         startup_timeout,
         min_sigterm_delay,
         max_sigterm_delay,
+        allow_core_dumps,
         exit_zero_on_sigterm,
         log_format,
         log_level,
@@ -332,9 +344,11 @@ fn select_targets(
                     } else {
                         format!("known: {}", names.join(", "))
                     };
+                    // `USER:PASSWORD@HOST` without a scheme is taken for a name: mask it all
+                    // the same.
                     ConfigError::invalid(
                         "TARGET",
-                        spec,
+                        redact::url(spec),
                         format!(
                             "a postgres:// URL or the name of a [[target]] in the config file ({known})"
                         ),

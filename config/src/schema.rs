@@ -126,10 +126,16 @@ settings! {
         reload: live,
     }
     admin_listen {
-        doc: "Admin HTTP address (/startup, /liveness, /readiness, /metrics)",
+        doc: "Admin HTTP address (/startup, /liveness, /readiness, /metrics); loopback unless allow_remote",
         flag: "ADDR",
         default: "off" (shown),
         reload: restart(admin_listen),
+    }
+    quitquitquit {
+        doc: "Serve POST /quitquitquit on the admin address, to peers on loopback only",
+        flag: bool,
+        default: "false",
+        reload: restart(quitquitquit),
     }
     max_connections {
         doc: "Client connections beyond this are refused; 0 = no limit",
@@ -196,6 +202,12 @@ settings! {
         flag: "DUR",
         default: "30s" (shown),
         reload: restart(max_sigterm_delay),
+    }
+    allow_core_dumps {
+        doc: "Leave core dumps on (they would hold credentials and tokens)",
+        flag: bool,
+        default: "false",
+        reload: restart(allow_core_dumps),
     }
     exit_zero_on_sigterm {
         doc: "Exit 0 instead of 143 on SIGTERM",

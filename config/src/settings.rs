@@ -32,9 +32,11 @@ pub mod defaults {
 pub struct Settings {
     /// At least one.
     pub targets: Vec<Target>,
-    /// Admin HTTP endpoint. Default off. Not limited to loopback: kubelet probes reach a pod
-    /// on its pod IP.
+    /// Admin HTTP endpoint. Default off. Loopback unless `allow_remote` (kubelet probes reach
+    /// a pod on its pod IP, so a pod that serves probes over HTTP sets both).
     pub admin_listen: Option<SocketAddr>,
+    /// Serve `POST /quitquitquit`, to loopback peers only. Default false.
+    pub quitquitquit: bool,
     /// `None` = no limit (`0`, the default).
     pub max_connections: Option<NonZeroUsize>,
     /// New upstream connections per second per target. Default 150.
@@ -49,6 +51,8 @@ pub struct Settings {
     pub min_sigterm_delay: Duration,
     /// Then drain for up to this long. Default 30s.
     pub max_sigterm_delay: Duration,
+    /// Leave core dumps on (`RLIMIT_CORE` and the dumpable flag untouched). Default false.
+    pub allow_core_dumps: bool,
     /// Exit 0 rather than 143 on SIGTERM. Default false.
     pub exit_zero_on_sigterm: bool,
     /// Default text.

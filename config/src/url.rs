@@ -6,6 +6,7 @@ use url::{Host, Url};
 
 use crate::error::{ConfigError, Origin};
 use crate::file::{RawTarget, TARGET_KEYS};
+use crate::redact;
 use crate::value::Val;
 
 /// Whether a TARGET argument is a URL (rather than the name of a `[[target]]`).
@@ -16,8 +17,11 @@ pub(crate) fn is_url(target: &str) -> bool {
 /// Parses one TARGET URL. `origin` says where the argument came from.
 pub(crate) fn parse(text: &str, origin: &Origin) -> Result<RawTarget, ConfigError> {
     const EXPECTED: &str = "postgres://[USER@]HOST[:PORT][/DATABASE][?KEY=VALUE&...]";
+    // Shown in every message instead of the text as given: a password, even in a URL that
+    // does not parse, reads `***`.
+    let shown = redact::url(text);
     let bad =
-        |why: &str| ConfigError::invalid("TARGET", text, format!("{EXPECTED} ({why})"), origin);
+        |why: &str| ConfigError::invalid("TARGET", &*shown, format!("{EXPECTED} ({why})"), origin);
 
     let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
@@ -25,11 +29,11 @@ pub(crate) fn parse(text: &str, origin: &Origin) -> Result<RawTarget, ConfigErro
     }
     if url.password().is_some() {
         // Never echo the password back: report the URL without it.
-        let mut shown = url.clone();
-        let _ = shown.set_password(None);
+        let mut without = url.clone();
+        let _ = without.set_password(None);
         return Err(ConfigError::conflict(
             "TARGET",
-            shown.as_str(),
+            without.as_str(),
             "a TARGET must not contain a password: the proxy authenticates with IAM tokens",
             origin,
         ));
@@ -117,7 +121,9 @@ pub(crate) fn parse(text: &str, origin: &Origin) -> Result<RawTarget, ConfigErro
     Ok(raw)
 }
 
+/// `in TARGET <url>`, with the URL's password (if any) masked.
 pub(crate) fn origin_for(text: &str, outer: &Origin) -> Origin {
+    let text = redact::url(text);
     if outer.as_str().is_empty() {
         Origin::text(format!("in TARGET {text}"))
     } else {

@@ -108,6 +108,17 @@ pub(crate) fn listen(
             }
         }
     }
+    if let Some((addr, origin)) = &admin {
+        if !allow_remote && !addr.ip().to_canonical().is_loopback() {
+            return Err(ConfigError::conflict(
+                "admin_listen",
+                addr.to_string(),
+                "the admin endpoint would listen on a non-loopback address: expected \
+                 127.0.0.0/8 or ::1, or allow_remote",
+                origin,
+            ));
+        }
+    }
     // Port 0 asks the OS for a free port, so it cannot clash with anything.
     if let Some((addr, origin)) = admin.filter(|(a, _)| a.port() != 0) {
         if let Some(name) = seen.get(&ListenAddr::Tcp(addr)) {

@@ -1,12 +1,15 @@
-//! Server side of SCRAM-SHA-256 (RFC 5802/7677 as PostgreSQL uses it), for
-//! checking a client's password at the proxy. IO-free: the caller supplies
-//! the random server nonce and moves the frames.
+//! Server side of SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802/7677 as
+//! PostgreSQL uses them), for checking a client's password at the proxy.
+//! IO-free: the caller supplies the random server nonce, the channel-binding
+//! data and moves the frames.
 //!
-//! Flow: [`encode_authentication_sasl`], then each client `p` frame body
-//! (from [`decode_password_frame`]) goes to [`ScramServer::on_password_message`],
-//! which writes SASLContinue and then SASLFinal. Channel binding (`-PLUS`) is
-//! not offered. Passwords are used as raw UTF-8 bytes: SASLprep is the
-//! identity for ASCII, so only non-ASCII passwords could differ from libpq.
+//! Flow: [`ScramServer::encode_authentication_sasl`], then each client `p`
+//! frame body (from [`decode_password_frame`]) goes to
+//! [`ScramServer::on_password_message`], which writes SASLContinue and then
+//! SASLFinal. `-PLUS` (channel binding `tls-server-end-point`) is offered when
+//! the server is built with [`ScramServer::with_channel_binding`] and data.
+//! Passwords are used as raw UTF-8 bytes: SASLprep is the identity for ASCII,
+//! so only non-ASCII passwords could differ from libpq.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -18,10 +21,17 @@ use crate::backend::{auth_code, FRAME_HEADER_LEN};
 use crate::error::ProtocolError;
 use crate::limits::MAX_PASSWORD_MESSAGE_LEN;
 use crate::sqlstate::SqlState;
-use crate::wire::{length_lower_bound, put_cstr, put_frame, take_cstr};
+use crate::wire::{length_lower_bound, put_cstr, put_frame};
 use crate::Decoded;
 
+mod channel_binding;
+mod server;
+
+pub use channel_binding::TLS_SERVER_END_POINT;
+pub use server::{ScramServer, ScramStep};
+
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// PostgreSQL's default `scram_iterations`.
 pub const DEFAULT_ITERATIONS: u32 = 4096;
 /// Bounds the PBKDF2 work a stored verifier can demand.
@@ -36,10 +46,25 @@ const KEY_LEN: usize = 32;
 pub enum ScramError {
     #[error("malformed SCRAM message: {0}")]
     Malformed(&'static str),
-    #[error("unsupported SASL mechanism {0:?}: only SCRAM-SHA-256 is offered")]
+    #[error("unsupported SASL mechanism {0:?}")]
     UnsupportedMechanism(String),
-    #[error("channel binding was requested but is not offered")]
-    ChannelBindingUnsupported,
+    /// SCRAM-SHA-256-PLUS selected where it was not offered (no TLS).
+    #[error("the client selected SCRAM-SHA-256-PLUS, but channel binding is not offered on this connection")]
+    ChannelBindingUnavailable,
+    /// `p=` flag with plain SCRAM-SHA-256.
+    #[error("the client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data")]
+    ChannelBindingNotSelected,
+    /// `n`/`y` flag with SCRAM-SHA-256-PLUS.
+    #[error("the client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel binding data")]
+    MissingChannelBinding,
+    #[error("unsupported SCRAM channel-binding type {0:?}")]
+    UnsupportedChannelBindingType(String),
+    /// `y` flag although SCRAM-SHA-256-PLUS was offered.
+    #[error("SCRAM channel binding negotiation error: the client supports channel binding but thinks the server does not, yet it was offered")]
+    ChannelBindingDowngrade,
+    /// The client-final-message's `c=` is not this connection's certificate hash.
+    #[error("SCRAM channel binding check failed")]
+    ChannelBindingMismatch,
     #[error("SCRAM nonce mismatch")]
     NonceMismatch,
     #[error("password authentication failed")]
@@ -54,6 +79,9 @@ impl ScramError {
     pub fn sqlstate(&self) -> SqlState {
         match self {
             ScramError::InvalidProof => SqlState::INVALID_PASSWORD,
+            ScramError::ChannelBindingDowngrade | ScramError::ChannelBindingMismatch => {
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            }
             ScramError::InvalidSecret(_) => SqlState::INTERNAL_ERROR,
             _ => SqlState::PROTOCOL_VIOLATION,
         }
@@ -123,11 +151,18 @@ pub fn server_nonce_from_random(random: &[u8]) -> String {
     B64.encode(random)
 }
 
-/// AuthenticationSASL offering SCRAM-SHA-256 only.
+/// AuthenticationSASL offering SCRAM-SHA-256 only: matches [`ScramServer::new`]. With
+/// channel binding use [`ScramServer::encode_authentication_sasl`], which lists -PLUS.
 pub fn encode_authentication_sasl(out: &mut BytesMut) {
+    put_mechanisms(out, &[SCRAM_SHA_256]);
+}
+
+fn put_mechanisms(out: &mut BytesMut, mechanisms: &[&str]) {
     put_frame(out, b'R', |b| {
         b.put_u32(auth_code::SASL);
-        put_cstr(b, SCRAM_SHA_256);
+        for m in mechanisms {
+            put_cstr(b, m);
+        }
         b.put_u8(0);
     });
 }
@@ -167,210 +202,6 @@ pub fn decode_password_frame(buf: &[u8]) -> Result<Decoded<Bytes>, ProtocolError
         }),
         None => Ok(Decoded::Incomplete),
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScramStep {
-    /// SASLContinue written to `out`; wait for the next `p` frame.
-    Continue,
-    /// SASLFinal written to `out`: the client proved the password. The
-    /// caller then sends (or relays) AuthenticationOk.
-    Authenticated,
-}
-
-enum State {
-    Initial,
-    /// client-first-message-bare + "," + server-first-message, and the nonce.
-    SentFirst {
-        auth_prefix: String,
-        nonce: String,
-        gs2_header: String,
-    },
-    Done,
-}
-
-pub struct ScramServer {
-    secret: ScramSecret,
-    server_nonce: String,
-    state: State,
-}
-
-impl ScramServer {
-    /// `server_nonce`: printable, comma-free; normally
-    /// `server_nonce_from_random(&[u8; SERVER_NONCE_RANDOM_LEN])`.
-    pub fn new(secret: ScramSecret, server_nonce: &str) -> Self {
-        ScramServer {
-            secret,
-            server_nonce: server_nonce.to_string(),
-            state: State::Initial,
-        }
-    }
-
-    /// Handles one `p` frame body. Any error ends the exchange.
-    pub fn on_password_message(
-        &mut self,
-        body: &[u8],
-        out: &mut BytesMut,
-    ) -> Result<ScramStep, ScramError> {
-        let state = std::mem::replace(&mut self.state, State::Done);
-        match state {
-            State::Initial => {
-                let data = parse_initial_response(body)?;
-                let first = self.client_first(data)?;
-                put_frame(out, b'R', |b| {
-                    b.put_u32(auth_code::SASL_CONTINUE);
-                    b.put_slice(first.server_first.as_bytes());
-                });
-                self.state = State::SentFirst {
-                    auth_prefix: format!("{},{}", first.client_first_bare, first.server_first),
-                    nonce: first.nonce,
-                    gs2_header: first.gs2_header,
-                };
-                Ok(ScramStep::Continue)
-            }
-            State::SentFirst {
-                auth_prefix,
-                nonce,
-                gs2_header,
-            } => {
-                let signature = self.finish(body, &auth_prefix, &nonce, &gs2_header)?;
-                put_frame(out, b'R', |b| {
-                    b.put_u32(auth_code::SASL_FINAL);
-                    b.put_slice(b"v=");
-                    b.put_slice(B64.encode(signature).as_bytes());
-                });
-                Ok(ScramStep::Authenticated)
-            }
-            State::Done => Err(ScramError::Finished),
-        }
-    }
-}
-
-struct FirstExchange {
-    client_first_bare: String,
-    server_first: String,
-    nonce: String,
-    gs2_header: String,
-}
-
-impl ScramServer {
-    /// client-first-message: `gs2-cbind-flag,[authzid],n=user,r=nonce[,ext]`.
-    /// PostgreSQL ignores the user name here (the StartupMessage's counts).
-    fn client_first(&self, data: &[u8]) -> Result<FirstExchange, ScramError> {
-        let msg = std::str::from_utf8(data).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-        let (cbind, rest) = msg
-            .split_once(',')
-            .ok_or(ScramError::Malformed("no GS2 header"))?;
-        match cbind {
-            // "y": client could bind but thinks we cannot; true, we offer no -PLUS.
-            "n" | "y" => {}
-            c if c.starts_with("p=") => return Err(ScramError::ChannelBindingUnsupported),
-            _ => return Err(ScramError::Malformed("bad channel binding flag")),
-        }
-        let (authzid, bare) = rest
-            .split_once(',')
-            .ok_or(ScramError::Malformed("no GS2 header"))?;
-        if !authzid.is_empty() {
-            return Err(ScramError::Malformed(
-                "authorization identity not supported",
-            ));
-        }
-        let mut attrs = bare.split(',');
-        let user = attrs.next().unwrap_or_default();
-        if !user.starts_with("n=") {
-            return Err(ScramError::Malformed("expected n= attribute"));
-        }
-        let client_nonce = attrs
-            .next()
-            .and_then(|a| a.strip_prefix("r="))
-            .ok_or(ScramError::Malformed("expected r= attribute"))?;
-        if client_nonce.is_empty() || !is_printable_nonce(client_nonce) {
-            return Err(ScramError::Malformed("bad client nonce"));
-        }
-        if !is_printable_nonce(&self.server_nonce) || self.server_nonce.is_empty() {
-            return Err(ScramError::Malformed("bad server nonce"));
-        }
-        let nonce = format!("{client_nonce}{}", self.server_nonce);
-        let server_first = format!(
-            "r={nonce},s={},i={}",
-            B64.encode(&self.secret.salt),
-            self.secret.iterations
-        );
-        Ok(FirstExchange {
-            client_first_bare: bare.to_string(),
-            server_first,
-            nonce,
-            gs2_header: format!("{cbind},,"),
-        })
-    }
-
-    /// client-final-message: `c=base64(gs2 header),r=nonce[,ext],p=proof`.
-    /// Returns the ServerSignature once the proof checks out.
-    fn finish(
-        &self,
-        data: &[u8],
-        auth_prefix: &str,
-        nonce: &str,
-        gs2_header: &str,
-    ) -> Result<[u8; KEY_LEN], ScramError> {
-        let msg = std::str::from_utf8(data).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-        let (without_proof, proof) = msg
-            .rsplit_once(",p=")
-            .ok_or(ScramError::Malformed("missing proof"))?;
-        let mut attrs = without_proof.split(',');
-        let cbind = attrs
-            .next()
-            .and_then(|a| a.strip_prefix("c="))
-            .ok_or(ScramError::Malformed("expected c= attribute"))?;
-        if cbind != B64.encode(gs2_header) {
-            return Err(ScramError::Malformed("channel binding data does not match"));
-        }
-        let r = attrs
-            .next()
-            .and_then(|a| a.strip_prefix("r="))
-            .ok_or(ScramError::Malformed("expected r= attribute"))?;
-        if r != nonce {
-            return Err(ScramError::NonceMismatch);
-        }
-        let proof: [u8; KEY_LEN] = B64
-            .decode(proof)
-            .ok()
-            .and_then(|p| p.try_into().ok())
-            .ok_or(ScramError::Malformed("bad proof"))?;
-        let auth_message = format!("{auth_prefix},{without_proof}");
-        let client_signature = hmac(&self.secret.stored_key, auth_message.as_bytes());
-        let mut client_key = [0u8; KEY_LEN];
-        for (k, (p, s)) in client_key
-            .iter_mut()
-            .zip(proof.iter().zip(client_signature))
-        {
-            *k = p ^ s;
-        }
-        let computed: [u8; KEY_LEN] = Sha256::digest(client_key).into();
-        if !constant_time_eq(&computed, &self.secret.stored_key) {
-            return Err(ScramError::InvalidProof);
-        }
-        Ok(hmac(&self.secret.server_key, auth_message.as_bytes()))
-    }
-}
-
-/// SASLInitialResponse body: mechanism, Int32 length (-1: none), data.
-fn parse_initial_response(body: &[u8]) -> Result<&[u8], ScramError> {
-    let (mechanism, rest) = take_cstr(body).ok_or(ScramError::Malformed("no mechanism"))?;
-    if mechanism != SCRAM_SHA_256.as_bytes() {
-        return Err(ScramError::UnsupportedMechanism(
-            String::from_utf8_lossy(mechanism).into_owned(),
-        ));
-    }
-    let len = rest
-        .get(..4)
-        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or(ScramError::Malformed("no data length"))?;
-    let data = &rest[4..];
-    if usize::try_from(len).ok() != Some(data.len()) {
-        return Err(ScramError::Malformed("data length mismatch"));
-    }
-    Ok(data)
 }
 
 /// RFC 5802 `printable`: 0x21..=0x7e except ','.

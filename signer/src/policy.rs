@@ -5,7 +5,9 @@
 //! 60 s (clock skew between us and RDS plus connect time) or a quarter of the lifetime when
 //! that is shorter. The background task re-mints at two thirds of the usable life: 560 s after
 //! signing for a full-length token, i.e. with about 5 minutes still left, so a connection never
-//! waits for signing or STS even when one re-mint attempt fails and is retried.
+//! waits for signing or STS even when one re-mint attempt fails and is retried. Only keys the
+//! database accepted a token for (`Signer::confirm`) are re-minted so; others are minted on
+//! demand, so names that never log in cost no background work.
 //!
 //! Credentials: re-fetched in the background `min(lifetime / 3, 5 min)` before they expire,
 //! where lifetime is counted from when we fetched them. Credentials without an expiry (static
@@ -19,6 +21,11 @@ pub const TOKEN_SAFETY_MARGIN: Duration = Duration::from_secs(60);
 pub const CREDENTIALS_REFRESH_LEAD: Duration = Duration::from_secs(5 * 60);
 /// A key nobody asked for in this long is no longer refreshed, and dropped once its token lapses.
 pub const IDLE_AFTER: Duration = Duration::from_secs(60 * 60);
+/// Most keys (host, port, user, region) one signer caches; a new key beyond it evicts the least
+/// recently used. The user name comes from the client, so without a bound every distinct name
+/// would stay cached. A sidecar serves a handful of real users; 1024 leaves ample room while
+/// capping memory (a few MB of tokens) and the background task's per-pass scan.
+pub const MAX_TOKEN_KEYS: usize = 1024;
 /// Longest the background task sleeps, so a wall-clock jump is noticed within this.
 pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Shortest background sleep, so a persistent failure cannot spin.

@@ -30,6 +30,7 @@ async fn background_remints_before_expiry_without_a_caller() {
     let (signer, fake, clock) = setup(None);
     let t0 = clock.now();
     let first = signer.token(&req("u")).await.unwrap();
+    signer.confirm(&req("u"));
     let st = signer.status();
     let signed = st.tokens[0].signed_at;
     assert!(signed >= t0 && signed < t0 + S(1));
@@ -61,6 +62,7 @@ async fn token_lifetime_is_cut_short_by_expiring_credentials() {
     let (signer, fake, clock) = setup(Some(S(300)));
     let t0 = clock.now();
     let first = signer.token(&req("u")).await.unwrap();
+    signer.confirm(&req("u"));
     let creds_expiry = signer.status().credentials_expiry.unwrap();
     assert_eq!(creds_expiry, t0 + S(300));
     // min(900 s, 300 s) minus a 60 s margin.
@@ -176,6 +178,7 @@ async fn other_keys_are_reminted_after_credentials_change() {
     let (signer, _fake, _) = setup(None);
     let a = signer.token(&req("a")).await.unwrap();
     signer.token(&req("b")).await.unwrap();
+    signer.confirm(&req("b"));
     signer.refresh_token(&req("a")).await.unwrap();
     pass(S(2)).await;
     let b = signer.token(&req("b")).await.unwrap();
@@ -224,20 +227,10 @@ async fn no_credentials_error_names_the_sources() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn background_retries_a_key_whose_mint_failed() {
-    let (signer, fake, _) = setup(None);
-    fake.fail.store(true, Ordering::SeqCst);
-    signer.token(&req("u")).await.unwrap_err();
-    fake.fail.store(false, Ordering::SeqCst);
-    pass(S(30)).await;
-    assert_eq!(signer.status().mints_ok, 1, "retried in the background");
-    assert_eq!(signer.status().tokens.len(), 1);
-}
-
-#[tokio::test(start_paused = true)]
 async fn idle_keys_stop_being_refreshed() {
     let (signer, _fake, _) = setup(None);
     signer.token(&req("u")).await.unwrap();
+    signer.confirm(&req("u"));
     pass(S(3600 + 900)).await;
     let mints = signer.status().mints_ok;
     assert!(
@@ -278,6 +271,7 @@ async fn shutdown_stops_the_background_task() {
     let (signer, _fake, _) = setup(None);
     let metrics = tokio::runtime::Handle::current().metrics();
     signer.token(&req("u")).await.unwrap();
+    signer.confirm(&req("u"));
     signer.shutdown();
     pass(S(1)).await;
     assert_eq!(metrics.num_alive_tasks(), 0);

@@ -146,6 +146,25 @@ impl ProxyCommand {
     /// Starts the proxy (with `--listen 127.0.0.1:0 --log-format json` unless given) and
     /// waits for its listeners.
     pub fn spawn(&self) -> Result<ProxyProcess> {
+        self.spawn_then(|_| Ok(()))
+    }
+
+    /// [`ProxyCommand::spawn`], sending `signal` (`HUP`, `TERM`, ...) `after` the exec,
+    /// before the proxy is ready: for signals during start-up.
+    pub fn spawn_signalled(&self, signal: &str, after: Duration) -> Result<ProxyProcess> {
+        self.spawn_then(|child| {
+            std::thread::sleep(after);
+            let status = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()?;
+            if !status.success() {
+                bail!("kill -{signal} failed: {status}");
+            }
+            Ok(())
+        })
+    }
+
+    fn spawn_then(&self, after_exec: impl FnOnce(&Child) -> Result<()>) -> Result<ProxyProcess> {
         let mut cmd = self.command();
         if !self.args.iter().any(|a| a == "--listen") && !self.args.iter().any(|a| a == "--config")
         {
@@ -159,6 +178,7 @@ impl ProxyCommand {
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().context("spawning the proxy")?;
+        after_exec(&child)?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let logs = Arc::new(LogBook::default());
         let book = logs.clone();

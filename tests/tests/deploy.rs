@@ -97,11 +97,19 @@ fn check_proxy_container(
         &["mountPath"],
     );
     assert_eq!(format!("{mount}/config.yaml"), config_path);
-    let port = named(&c["ports"], "admin");
-    assert_eq!(port["containerPort"].as_u64(), Some(admin_port));
-    for (probe, path) in [("startupProbe", "/startup"), ("livenessProbe", "/liveness")] {
-        assert_eq!(s(c, &[probe, "httpGet", "path"]), path);
-        assert_eq!(s(c, &[probe, "httpGet", "port"]), "admin");
+    // The admin endpoint is on loopback, so the probes run inside the pod.
+    for (probe, endpoint) in [("startupProbe", "startup"), ("livenessProbe", "liveness")] {
+        let command = strings(&c[probe]["exec"]["command"]);
+        assert_eq!(
+            command[0], "/usr/local/bin/rds-iam-proxy",
+            "{probe}: {command:?}"
+        );
+        assert_eq!(command[1..3], ["probe", endpoint], "{probe}: {command:?}");
+        assert_eq!(
+            flag_value(&command, "--admin"),
+            Some(format!("127.0.0.1:{admin_port}").as_str()),
+            "{probe}: {command:?}"
+        );
     }
     assert!(c["resources"]["requests"]["cpu"].is_string());
     assert!(c["resources"]["requests"]["memory"].is_string());
@@ -196,6 +204,10 @@ fn kubernetes_manifests_agree_with_each_other_and_with_the_proxy() {
     assert!(
         args.iter().any(|a| a == "--exit-zero-on-sigterm"),
         "the quit must count as success: {args:?}"
+    );
+    assert!(
+        args.iter().any(|a| a == "--quitquitquit"),
+        "the job ends the proxy over /quitquitquit: {args:?}"
     );
     let worker = seq(&pod["containers"])
         .iter()

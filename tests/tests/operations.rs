@@ -41,8 +41,11 @@ async fn endpoints_and_metrics_after_known_traffic_then_quitquitquit_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
-    let (mut proxy, admin) =
-        spawn_with_admin(proxy_for(&s).env("NOTIFY_SOCKET", notify_path.display().to_string()));
+    let (mut proxy, admin) = spawn_with_admin(
+        proxy_for(&s)
+            .arg("--quitquitquit")
+            .env("NOTIFY_SOCKET", notify_path.display().to_string()),
+    );
     let target = target_name(&proxy);
 
     // READY=1 comes once started, and /startup agrees from then on.

@@ -1,13 +1,28 @@
 //! What a hostile neighbour on the host can do (issue 17, spec §5), end to end: floods of
-//! CancelRequests must not fill the log, and names a client chooses must not forge log lines.
+//! CancelRequests must not fill the log, and names a client chooses must not forge log lines;
+//! the modules below take one finding each.
 
+#[path = "security/admin.rs"]
+mod admin;
 #[path = "operations/admin_client.rs"]
 #[allow(dead_code)]
 mod admin_client;
 mod common;
+#[path = "security/limits.rs"]
+mod limits;
 #[path = "pool/raw_client.rs"]
 #[allow(dead_code)]
 mod raw_client;
+#[path = "security/server_echo.rs"]
+mod server_echo;
+#[path = "security/startup_signals.rs"]
+mod startup_signals;
+#[path = "security/tls_required.rs"]
+mod tls_required;
+#[path = "security/token_flood.rs"]
+mod token_flood;
+#[path = "security/unix_socket.rs"]
+mod unix_socket;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};

@@ -127,10 +127,12 @@ fn restart_only_changes_names_exactly_the_changed_restart_keys() {
     // A value other than the default for every restart-only key.
     let changes = [
         ("admin_listen", "127.0.0.1:9801"),
+        ("quitquitquit", "true"),
         ("max_connections", "7"),
         ("startup_timeout", "3s"),
         ("min_sigterm_delay", "1s"),
         ("max_sigterm_delay", "2m"),
+        ("allow_core_dumps", "true"),
         ("exit_zero_on_sigterm", "true"),
         ("log_format", "json"),
         ("log_level", "debug"),

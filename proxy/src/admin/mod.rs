@@ -1,14 +1,16 @@
 //! The admin HTTP endpoint (`--admin-listen`): `/startup`, `/liveness`, `/readiness`,
-//! `/metrics` and `POST /quitquitquit`.
+//! `/metrics` and, with `--quitquitquit`, `POST /quitquitquit` for loopback peers.
 
 mod lifecycle;
 mod probes;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -27,7 +29,12 @@ use crate::metrics::Metrics;
 pub(crate) struct AdminState {
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: Metrics,
+    /// `POST /quitquitquit` is served (`--quitquitquit`).
+    pub quit: bool,
 }
+
+/// No endpoint reads a body; a request that announces a larger one is refused unread.
+const MAX_BODY_BYTES: u64 = 1024;
 
 /// The admin listener, bound at start-up so a taken port fails the start.
 #[derive(Debug)]
@@ -54,26 +61,35 @@ impl AdminServer {
     /// must reach its caller before the process exits).
     pub fn spawn(self, state: AdminState, stop: CancellationToken) -> JoinHandle<()> {
         tracing::info!(listen = %self.addr, "admin listening");
-        let app = router(state);
-        tokio::spawn(async move {
-            let served = axum::serve(self.listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "admin endpoint failed");
-            }
-        })
+        tokio::spawn(serve::serve(self.listener, router(state), stop))
     }
 }
 
 fn router(state: AdminState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/startup", get(get_startup))
         .route("/liveness", get(get_liveness))
         .route("/readiness", get(get_readiness))
-        .route("/metrics", get(get_metrics))
-        .route("/quitquitquit", post(post_quit))
+        .route("/metrics", get(get_metrics));
+    if state.quit {
+        router = router.route("/quitquitquit", post(post_quit));
+    }
+    router
+        .layer(middleware::from_fn(refuse_bodies))
         .with_state(state)
+}
+
+async fn refuse_bodies(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+    if chunked || announced.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+    }
+    next.run(request).await
 }
 
 fn answer(verdict: Verdict) -> Response {
@@ -105,11 +121,57 @@ async fn get_metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-async fn post_quit(State(state): State<AdminState>) -> Response {
+/// Loopback peers only: a pod's other containers and the host's own tools may stop the
+/// proxy, nothing that reaches the admin port from outside.
+async fn post_quit(
+    State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if !peer.ip().to_canonical().is_loopback() {
+        tracing::warn!(%peer, "/quitquitquit from a non-loopback peer refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "only loopback peers may stop the proxy\n",
+        )
+            .into_response();
+    }
     if state.lifecycle.request_stop(StopReason::Quit) {
         tracing::info!("shutdown requested over /quitquitquit");
         (StatusCode::OK, "shutting down\n").into_response()
     } else {
         (StatusCode::OK, "already shutting down\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> AdminState {
+        AdminState {
+            lifecycle: Arc::new(Lifecycle::default()),
+            metrics: Metrics::new(),
+            quit: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_loopback_peers_may_quit() {
+        let state = state();
+        for peer in ["192.0.2.7:40000", "[2001:db8::1]:40000", "10.1.2.3:1"] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            let reply = post_quit(State(state.clone()), ConnectInfo(peer)).await;
+            assert_eq!(reply.status(), StatusCode::FORBIDDEN, "{peer}");
+            assert!(
+                state.lifecycle.stop_requested().is_none(),
+                "{peer} stopped it"
+            );
+        }
+        for peer in ["127.0.0.1:40000", "[::ffff:127.0.0.1]:40000"] {
+            let state = self::state();
+            let reply = post_quit(State(state.clone()), ConnectInfo(peer.parse().unwrap())).await;
+            assert_eq!(reply.status(), StatusCode::OK, "{peer}");
+            assert_eq!(state.lifecycle.stop_requested(), Some(StopReason::Quit));
+        }
     }
 }

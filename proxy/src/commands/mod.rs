@@ -1,14 +1,16 @@
 //! The subcommands: `check` walks the proxy's own connect stages one by one, `policy` prints
-//! the IAM policy the targets need, `token` prints one token. Each returns its exit code.
+//! the IAM policy the targets need, `token` prints one token, `probe` asks the admin endpoint. Each returns its exit code.
 
 mod check;
 mod policy;
+mod probe;
 mod token;
 
 use std::collections::HashMap;
 
 pub(crate) use check::check;
 pub(crate) use policy::PolicyArgs;
+pub(crate) use probe::{probe, ProbeArgs};
 pub(crate) use token::{token, TokenArgs};
 
 /// `rds-iam-proxy policy`: the JSON on stdout, warnings on stderr.

@@ -46,6 +46,8 @@ pub(crate) enum ClientError {
     ClientTls(std::io::Error),
     #[error("direct TLS connection without ALPN protocol \"postgresql\"")]
     DirectTlsNoAlpn,
+    #[error("client did not start TLS, which allow_remote requires")]
+    TlsRequired,
     #[error("client password check failed for user {user:?}: {source}")]
     ClientAuth { user: String, source: ScramError },
     /// Boxed: the database's error fields are large, and every stage returns this type.
@@ -77,7 +79,7 @@ impl ClientError {
             | Self::DirectTlsRefused
             | Self::DirectTlsNoAlpn
             | Self::ClientTls(_) => Outcome::ProtocolError,
-            Self::ClientAuth { .. } => Outcome::ClientAuthFailed,
+            Self::ClientAuth { .. } | Self::TlsRequired => Outcome::ClientAuthFailed,
             Self::StartupTimeout(_) => Outcome::StartupTimeout,
             Self::ClientGone | Self::Io(_) => Outcome::ClientGone,
             Self::NoUser => Outcome::NoUser,
@@ -99,7 +101,7 @@ impl UserFacing for ClientError {
             | Self::Io(_)
             | Self::DirectTlsNoAlpn => SqlState::PROTOCOL_VIOLATION,
             Self::ClientAuth { source, .. } => source.sqlstate(),
-            Self::NoUser => SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            Self::NoUser | Self::TlsRequired => SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
             Self::TooManyConnections(_) => SqlState::TOO_MANY_CONNECTIONS,
             Self::ShuttingDown => SqlState::ADMIN_SHUTDOWN,
             Self::Upstream(e) => e.sqlstate(),
@@ -123,6 +125,7 @@ impl UserFacing for ClientError {
             Self::NoUser => "no user name in the startup packet: connect with a user (psql -U NAME) or start the proxy with --user".into(),
             Self::TooManyConnections(n) => format!("too many client connections (max_connections = {n}): close idle connections or raise --max-connections"),
             Self::ShuttingDown => "the proxy is shutting down: reconnect shortly".into(),
+            Self::TlsRequired => "TLS required: this proxy accepts remote clients, so every client must connect with TLS (sslmode=require or stronger)".into(),
             Self::DirectTlsNoAlpn => "direct TLS connections must negotiate ALPN protocol \"postgresql\": use a PostgreSQL 17+ client or sslnegotiation=postgres".into(),
             Self::ClientAuth { user, source: ScramError::InvalidProof } => format!("password authentication failed for user \"{user}\": connect with the proxy's client_password"),
             Self::ClientAuth { user, source } => format!("password authentication for user \"{user}\" failed: {source}"),

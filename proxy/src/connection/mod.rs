@@ -25,7 +25,7 @@ mod splice;
 mod stream;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rds_iam_protocol::StartupMessage;
@@ -33,7 +33,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
 pub(crate) use handshake::ALPN_POSTGRESQL;
-pub(crate) use route::{ClientPolicy, Route};
+pub(crate) use route::{ClientPolicy, LocalTls, Route};
 pub(crate) use shared::{Admission, Shared};
 pub(crate) use stream::ClientIo;
 
@@ -106,6 +106,9 @@ pub(crate) async fn serve<S: ClientIo>(
     .await
 }
 
+/// The whole startup phase of a client over `max_connections`.
+const OVER_LIMIT_STARTUP_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// What the stages of one connection read.
 struct Stages<'a> {
     route: &'a Route,
@@ -120,26 +123,36 @@ async fn pipeline<S: ClientIo>(
     admission: Admission,
     log: &mut SessionLog,
 ) -> Result<Outcome, ClientError> {
+    // A client over max_connections holds a descriptor while it is told so: it gets a short
+    // deadline and no TLS (`N`), and its refusal comes in reply to the StartupMessage.
+    let over_limit = matches!(admission, Admission::OverLimit(_));
+    let (timeout, tls) = if over_limit {
+        (shared.startup_timeout.min(OVER_LIMIT_STARTUP_TIMEOUT), None)
+    } else {
+        (
+            shared.startup_timeout,
+            route.client.tls.as_ref().map(|t| &t.acceptor),
+        )
+    };
     let cx = Stages {
         route,
         shared,
-        bounds: StartupBounds::new(shared.startup_timeout, &shared.close_all),
+        bounds: StartupBounds::new(timeout, &shared.close_all),
     };
-    let (mut client, startup, leftover) =
-        match handshake(socket, route.client.tls.as_ref(), &cx.bounds).await? {
-            Handshake::Cancel(request) => {
-                let result = shared.cancel.handle(&request).await;
-                shared
-                    .metrics
-                    .cancel_request(&route.target.name, result.label());
-                return Ok(Outcome::Cancel);
-            }
-            Handshake::Startup {
-                stream,
-                message,
-                leftover,
-            } => (stream, message, leftover),
-        };
+    let (mut client, startup, leftover) = match handshake(socket, tls, &cx.bounds).await? {
+        Handshake::Cancel(request) => {
+            let result = shared.cancel.handle(&request).await;
+            shared
+                .metrics
+                .cancel_request(&route.target.name, result.label());
+            return Ok(Outcome::Cancel);
+        }
+        Handshake::Startup {
+            stream,
+            message,
+            leftover,
+        } => (stream, message, leftover),
+    };
     log.tls = client.is_tls();
     let (mut server, cancel_key, leftover) =
         prepare(&mut client, &cx, &admission, startup, leftover, log).await?;
@@ -251,6 +264,10 @@ async fn setup<S: ClientIo>(
 ) -> Result<(ServerSession, Option<CancelGuard>, BytesMut), ClientError> {
     admit(admission)?;
     let user = identify(&mut startup, cx, log)?;
+    // Before the password exchange, which a passive listener would otherwise see.
+    if cx.route.client.require_tls && !client.is_tls() {
+        return Err(ClientError::TlsRequired);
+    }
     let leftover = authenticate(client, cx, &user, leftover).await?;
     tracing::info!(
         user = %LogText(&log.user),
@@ -276,7 +293,10 @@ async fn authenticate<S: ClientIo>(
 ) -> Result<BytesMut, ClientError> {
     match &cx.route.client.password {
         Some(secret) => {
-            let exchange = client_auth::authenticate(client, secret, user, leftover, &cx.bounds);
+            let tls = cx.route.client.tls.as_ref().filter(|_| client.is_tls());
+            let end_point = tls.and_then(|t| t.end_point.as_deref());
+            let exchange =
+                client_auth::authenticate(client, secret, end_point, user, leftover, &cx.bounds);
             cx.bounds.within(exchange).await
         }
         None => Ok(leftover),

@@ -22,9 +22,20 @@ pub(crate) struct Route {
 #[derive(Default)]
 pub(crate) struct ClientPolicy {
     /// Local TLS, when configured.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<LocalTls>,
     /// SCRAM-SHA-256 verifier of `client_password`, when set.
     pub password: Option<ScramSecret>,
+    /// Refuse a client that did not start TLS (`allow_remote`), before any password exchange.
+    pub require_tls: bool,
+}
+
+/// The local TLS acceptor and what SCRAM-SHA-256-PLUS binds to.
+#[derive(Clone)]
+pub(crate) struct LocalTls {
+    pub acceptor: TlsAcceptor,
+    /// `tls-server-end-point` data: the hash of the proxy's certificate (RFC 5929), when its
+    /// signature algorithm names one.
+    pub end_point: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for ClientPolicy {
@@ -32,6 +43,7 @@ impl std::fmt::Debug for ClientPolicy {
         f.debug_struct("ClientPolicy")
             .field("tls", &self.tls.is_some())
             .field("password", &self.password.is_some())
+            .field("require_tls", &self.require_tls)
             .finish()
     }
 }

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use rds_iam_config::RunArgs;
 
-use crate::commands::{PolicyArgs, TokenArgs};
+use crate::commands::{PolicyArgs, ProbeArgs, TokenArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,4 +28,7 @@ pub(crate) enum Command {
     Check(RunArgs),
     /// Print the IAM policy JSON that allows these targets to connect (`rds-db:connect`).
     Policy(PolicyArgs),
+    /// Ask the admin endpoint on loopback (/startup, /liveness or /readiness); exit 0 on 200.
+    /// For Kubernetes `exec` probes, with the admin endpoint on loopback.
+    Probe(ProbeArgs),
 }

@@ -7,12 +7,15 @@ use rds_iam_config::LogFormat;
 
 use super::cli::{Cli, Command};
 use super::environment::Environment;
-use super::{logging, run};
+use super::signals::EarlyHangup;
+use super::{limits, logging, run};
 use crate::commands;
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything slow: a SIGHUP during start-up must not end the daemon.
+    let early_hangup = cli.command.is_none().then(EarlyHangup::install);
     let env = Environment::capture();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -24,10 +27,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    ExitCode::from(runtime.block_on(dispatch(cli, env)))
+    ExitCode::from(runtime.block_on(dispatch(cli, env, early_hangup)))
 }
 
-async fn dispatch(cli: Cli, env: Environment) -> u8 {
+async fn dispatch(cli: Cli, env: Environment, early_hangup: Option<EarlyHangup>) -> u8 {
     match cli.command {
         Some(Command::Token(args)) => {
             logging::init(LogFormat::Text, "warn");
@@ -41,11 +44,16 @@ async fn dispatch(cli: Cli, env: Environment) -> u8 {
             logging::init(LogFormat::Text, "warn");
             commands::policy(&args, env.vars()).await
         }
-        None => run_proxy(cli.run, env).await,
+        Some(Command::Probe(args)) => commands::probe(&args).await,
+        None => run_proxy(cli.run, env, early_hangup).await,
     }
 }
 
-async fn run_proxy(args: rds_iam_config::RunArgs, env: Environment) -> u8 {
+async fn run_proxy(
+    args: rds_iam_config::RunArgs,
+    env: Environment,
+    early_hangup: Option<EarlyHangup>,
+) -> u8 {
     let settings = match rds_iam_config::load(&args, env.vars()) {
         Ok(s) => s,
         Err(e) => {
@@ -54,7 +62,13 @@ async fn run_proxy(args: rds_iam_config::RunArgs, env: Environment) -> u8 {
         }
     };
     logging::init(settings.log_format, &settings.log_level);
-    match run::serve(settings, args, env).await {
+    let limits = limits::apply(settings.allow_core_dumps);
+    tracing::info!(
+        open_files = limits.open_files,
+        core_dumps = limits.core_dumps,
+        "process limits set"
+    );
+    match run::serve(settings, args, env, early_hangup).await {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");

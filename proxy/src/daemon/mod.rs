@@ -4,6 +4,7 @@
 mod cli;
 mod entry;
 mod environment;
+mod limits;
 mod logging;
 mod reload;
 mod run;

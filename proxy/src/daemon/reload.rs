@@ -5,7 +5,6 @@
 //! that fails to build or bind, is logged and the running configuration kept as a whole.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use rds_iam_config::{ListenAddr, Settings};
@@ -15,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::run::{Running, StartupError};
 use crate::connection::{ClientPolicy, Route};
-use crate::listen::{bind_addr, client_policy, Listener, ListenerControl};
+use crate::listen::{bind_addr, client_policy, set_unix_socket_mode, Listener, ListenerControl};
 use crate::targets::TargetContext;
 
 /// Watches SIGHUP; [`Reloader::stop`] ends it.
@@ -25,7 +24,13 @@ pub(super) struct Reloader {
 }
 
 impl Reloader {
-    pub fn start(running: Running, listeners: ListenerControl, hangup: Option<Signal>) -> Reloader {
+    /// `pending`: a SIGHUP came during start-up, before `hangup` existed; it is served first.
+    pub fn start(
+        running: Running,
+        listeners: ListenerControl,
+        hangup: Option<Signal>,
+        pending: bool,
+    ) -> Reloader {
         let listening = running
             .settings
             .targets
@@ -38,7 +43,7 @@ impl Reloader {
             listening,
         };
         let stop = CancellationToken::new();
-        let task = tokio::spawn(watch_hangups(state, hangup, stop.clone()));
+        let task = tokio::spawn(watch_hangups(state, hangup, pending, stop.clone()));
         Reloader { stop, task }
     }
 
@@ -51,7 +56,19 @@ impl Reloader {
     }
 }
 
-async fn watch_hangups(mut state: State, mut hangup: Option<Signal>, stop: CancellationToken) {
+async fn watch_hangups(
+    mut state: State,
+    mut hangup: Option<Signal>,
+    pending: bool,
+    stop: CancellationToken,
+) {
+    if pending {
+        tracing::info!("SIGHUP during start-up: reloading the configuration");
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = state.reload() => {}
+        }
+    }
     loop {
         let got = tokio::select! {
             () = stop.cancelled() => return,
@@ -195,8 +212,8 @@ impl State {
                 self.listeners.replace(addr.clone(), route);
             }
             if let (true, ListenAddr::Unix { .. }) = (mode_changed, addr) {
-                let mode = std::fs::Permissions::from_mode(settings.unix_socket_mode);
-                if let Err(e) = std::fs::set_permissions(addr.socket_path(), mode) {
+                let mode = settings.unix_socket_mode;
+                if let Err(e) = set_unix_socket_mode(&addr.socket_path(), mode) {
                     tracing::warn!(listen = %addr, error = %e, "cannot change the unix socket mode");
                 }
             }

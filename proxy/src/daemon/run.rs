@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::environment::Environment;
 use super::reload::Reloader;
 use super::sd_notify::{self, NotifySocket};
-use super::signals::Signals;
+use super::signals::{EarlyHangup, Signals};
 use super::warmup::warm_up;
 use crate::admin::{AdminServer, AdminState, Lifecycle, StopReason};
 use crate::connection::{ClientPolicy, Route, Shared};
@@ -64,10 +64,12 @@ pub(crate) async fn serve(
     settings: Settings,
     args: RunArgs,
     env: Environment,
+    early_hangup: Option<EarlyHangup>,
 ) -> Result<u8, StartupError> {
     let lifecycle = Arc::new(Lifecycle::default());
-    let mut signals = Signals::register();
+    let mut signals = early_hangup.and_then(Signals::register);
     let hangup = signals.as_mut().and_then(|s| s.hangup.take());
+    let hangup_pending = signals.as_ref().is_some_and(|s| s.hangup_pending);
     if let Some(signals) = signals {
         tokio::spawn(signals.watch_stops(lifecycle.clone(), settings.exit_zero_on_sigterm));
     }
@@ -79,13 +81,14 @@ pub(crate) async fn serve(
     metrics.signers.set(targets.clone());
     let builder = running.builder.clone();
     let pools = running.pools.stopper();
-    let reloader = Reloader::start(running, listeners.control(), hangup);
+    let reloader = Reloader::start(running, listeners.control(), hangup, hangup_pending);
     let admin_stop = CancellationToken::new();
     let admin = match settings.admin_listen {
         Some(addr) => Some(AdminServer::bind(addr).await?.spawn(
             AdminState {
                 lifecycle: lifecycle.clone(),
                 metrics: metrics.clone(),
+                quit: settings.quitquitquit,
             },
             admin_stop.clone(),
         )),

@@ -2,16 +2,13 @@
 //! connection slot if one is free, and its own task in the connection tracker.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::accept_errors::{AcceptErrors, ACCEPT_ERROR_BACKOFF};
 use super::policy::RouteHandle;
 use super::socket::Listener;
 use crate::connection::{serve, Shared};
-
-/// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts on `listener` until `stop` fires, then closes it.
 pub(super) async fn accept_loop(
@@ -21,6 +18,7 @@ pub(super) async fn accept_loop(
     stop: CancellationToken,
 ) {
     tracing::info!(target = %route.current().target.name, listen = %listener.describe(), "listening");
+    let mut errors = AcceptErrors::default();
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
@@ -29,7 +27,7 @@ pub(super) async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                errors.failed(&listener.describe(), &e);
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                 continue;
             }

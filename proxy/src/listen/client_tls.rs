@@ -10,7 +10,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection::ALPN_POSTGRESQL;
+use super::end_point;
+use crate::connection::{LocalTls, ALPN_POSTGRESQL};
 use crate::targets::crypto_provider;
 
 /// Names the generated certificate is valid for: what a local client dials.
@@ -29,12 +30,16 @@ pub(crate) enum ClientTlsError {
 }
 
 /// The acceptor for `setting`, or `None` when local TLS is off.
-pub(crate) fn acceptor(setting: &ClientTls) -> Result<Option<TlsAcceptor>, ClientTlsError> {
+pub(crate) fn acceptor(setting: &ClientTls) -> Result<Option<LocalTls>, ClientTlsError> {
     let (chain, key) = match setting {
         ClientTls::Off => return Ok(None),
         ClientTls::SelfSigned => self_signed()?,
         ClientTls::Files { cert, key } => (read_chain(cert)?, read_key(key)?),
     };
+    let end_point = chain
+        .first()
+        .and_then(|leaf| end_point::of_certificate(leaf))
+        .map(Arc::from);
     let mut config = ServerConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -42,7 +47,10 @@ pub(crate) fn acceptor(setting: &ClientTls) -> Result<Option<TlsAcceptor>, Clien
     // A client that offers ALPN must offer `postgresql` (as PostgreSQL 17 requires); a client
     // that offers none is fine after SSLRequest and refused on direct TLS by the caller.
     config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
-    Ok(Some(TlsAcceptor::from(Arc::new(config))))
+    Ok(Some(LocalTls {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        end_point,
+    }))
 }
 
 fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ClientTlsError> {

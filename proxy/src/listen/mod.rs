@@ -2,9 +2,12 @@
 //! add, remove or re-route; it alone starts and stops accept loops.
 
 mod accept;
+mod accept_errors;
 mod client_tls;
+mod end_point;
 mod policy;
 mod socket;
+mod unix_socket;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +17,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use accept_errors::{AcceptErrors, ACCEPT_ERROR_BACKOFF};
 pub(crate) use policy::{client_policy, ClientPolicyError};
 pub(crate) use socket::{bind_addr, ListenError, Listener};
+pub(crate) use unix_socket::set_mode as set_unix_socket_mode;
 
 use crate::connection::{Route, Shared};
 use policy::RouteHandle;

@@ -47,7 +47,11 @@ pub(crate) fn client_policy(
             .map(password_verifier)
             .transpose()?,
     };
-    Ok(ClientPolicy { tls, password })
+    Ok(ClientPolicy {
+        tls,
+        password,
+        require_tls: settings.allow_remote,
+    })
 }
 
 /// The SCRAM verifier of `client_password`, with a fresh random salt.

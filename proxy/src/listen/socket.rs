@@ -1,12 +1,13 @@
 //! Client-facing sockets: TCP on loopback by default, and unix sockets for `psql -h DIR`.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rds_iam_config::ListenAddr;
 
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener};
+
+use super::unix_socket;
 
 #[derive(Debug)]
 pub(crate) enum Listener {
@@ -45,6 +46,10 @@ pub(crate) enum ListenError {
     Bind { addr: String, source: io::Error },
     #[error("unix socket {path} is in use by another running process")]
     InUse { path: PathBuf },
+    #[error(
+        "{path} is {kind}, not a unix socket: remove it or choose another unix_socket directory"
+    )]
+    NotASocket { path: PathBuf, kind: &'static str },
 }
 
 async fn bind_tcp(addr: std::net::SocketAddr) -> Result<Listener, ListenError> {
@@ -57,34 +62,10 @@ async fn bind_tcp(addr: std::net::SocketAddr) -> Result<Listener, ListenError> {
         })
 }
 
-/// Binds `path` with permissions `mode`. A socket file left by a crashed run (nothing accepts
-/// on it) is replaced; a live one is an error.
-async fn bind_unix(path: &Path, mode: u32) -> Result<Listener, ListenError> {
-    let bind_err = |source| ListenError::Bind {
-        addr: format!("unix:{}", path.display()),
-        source,
-    };
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(ListenError::InUse {
-                path: path.to_owned(),
-            });
-        }
-        std::fs::remove_file(path).map_err(bind_err)?;
-    }
-    let listener = UnixListener::bind(path).map_err(bind_err)?;
-    let socket = UnixSocket {
-        listener,
-        path: path.to_owned(),
-    };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
-    Ok(Listener::Unix(socket))
-}
-
 /// Binds one listen address (unix sockets with `mode`).
 pub(crate) async fn bind_addr(addr: &ListenAddr, mode: u32) -> Result<Listener, ListenError> {
     match addr {
         ListenAddr::Tcp(a) => bind_tcp(*a).await,
-        unix @ ListenAddr::Unix { .. } => bind_unix(&unix.socket_path(), mode).await,
+        unix @ ListenAddr::Unix { .. } => unix_socket::bind(&unix.socket_path(), mode).await,
     }
 }

@@ -12,6 +12,7 @@ use rds_iam_signer::AuthToken;
 use tokio::io::AsyncWriteExt;
 
 use super::frames::read_backend;
+use super::redact;
 use super::{UpstreamError, UpstreamStream};
 
 /// Upper bound on what the server may send between AuthenticationOk and ReadyForQuery
@@ -60,8 +61,11 @@ pub(crate) async fn authenticate(
                 out.clear();
             }
             Ok(HandshakeStep::RelayToClient) => {
+                let frame = redact::frame(frame, token.expose());
                 match message {
-                    BackendMessage::ParameterStatus { name, value } => params.push((name, value)),
+                    BackendMessage::ParameterStatus { name, value } => {
+                        params.push((name, redact::text(value, token.expose())));
+                    }
                     BackendMessage::NegotiateProtocolVersion { .. } => {
                         negotiated = Some(frame.clone());
                     }
@@ -85,7 +89,9 @@ pub(crate) async fn authenticate(
                     negotiated,
                 });
             }
-            Err(HandshakeError::Rejected(fields)) => {
+            Err(HandshakeError::Rejected(mut fields)) => {
+                redact::fields(&mut fields, token.expose());
+                let frame = redact::frame(frame, token.expose());
                 return Err(if fields.is_auth_failure() {
                     UpstreamError::TokenRejected {
                         user: user.to_owned(),

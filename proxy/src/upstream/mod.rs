@@ -8,6 +8,7 @@ mod dial;
 mod error;
 mod frames;
 mod pool;
+mod redact;
 mod session;
 mod tls;
 

@@ -113,18 +113,25 @@ async fn connect_with_retry(
     deadline: Instant,
 ) -> Result<ServerSession, UpstreamError> {
     let request = target.token_request(user);
+    // The permit comes before the token: a flood of startups waits here instead of minting
+    // (and keeping) a token each.
+    target.rate.acquire(deadline).await?;
     let token = target.signer.token(&request).await?;
-    match attempt(target, startup, &token, user, deadline).await {
+    let session = match attempt(target, startup, &token, user).await {
         Err(UpstreamError::TokenRejected { fields, .. }) => {
             tracing::warn!(
                 code = %fields.code,
                 "database rejected the IAM token; refreshing credentials and retrying once"
             );
+            target.rate.acquire(deadline).await?;
             let token = target.signer.refresh_token(&request).await?;
-            attempt(target, startup, &token, user, deadline).await
+            attempt(target, startup, &token, user).await
         }
         other => other,
-    }
+    }?;
+    // Only a token the database accepted is kept fresh in the background.
+    target.signer.confirm(&request);
+    Ok(session)
 }
 
 async fn attempt(
@@ -132,9 +139,7 @@ async fn attempt(
     startup: &StartupMessage,
     token: &AuthToken,
     user: &str,
-    deadline: Instant,
 ) -> Result<ServerSession, UpstreamError> {
-    target.rate.acquire(deadline).await?;
     let (tcp, addr) = dial(&target.dial.0, target.dial.1).await?;
     let mut stream = start_tls(tcp, addr, &target.tls).await?;
     let Authenticated {

@@ -53,7 +53,7 @@ impl Inner {
         Inner {
             creds: CredentialsCache::new(provider, clock.clone()),
             clock,
-            cache: TokenCache::default(),
+            cache: TokenCache::new(policy::MAX_TOKEN_KEYS),
             sdk_config,
             mints_ok: AtomicU64::new(0),
             mints_failed: AtomicU64::new(0),

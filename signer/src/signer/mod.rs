@@ -1,5 +1,6 @@
-//! `Signer`: one credentials source, a token cache, and a background task that keeps every
-//! recently used token fresh so the connection path never waits for STS or signing.
+//! `Signer`: one credentials source, a bounded token cache, and a background task that keeps
+//! every recently used, confirmed token fresh so the connection path never waits for STS or
+//! signing.
 //!
 //! The handle and its public methods are here; the shared state and minting in `inner`, the
 //! background refresher in `refresh`, the health view in `status`.
@@ -75,10 +76,8 @@ impl Signer {
             return Ok(token);
         }
         self.ensure_worker();
-        let (entry, created) = self.inner.cache.entry(req, now);
-        if created {
-            self.inner.wake.notify_one();
-        }
+        // No wake for a new key: the background task has nothing to do for it until confirmed.
+        let (entry, _) = self.inner.cache.entry(req, now);
         let attempts_seen = entry.state().attempts;
         self.inner
             .mint(req, &entry, Mode::Miss { attempts_seen })
@@ -87,14 +86,15 @@ impl Signer {
 
     /// Fresh credentials and a fresh token, for when the database rejected the cached one.
     /// Concurrent forced refreshes of one key share one mint; of different keys, one fetch.
+    /// Withdraws the key's confirmation: call [`Signer::confirm`] again once the new token is
+    /// accepted.
     pub async fn refresh_token(&self, req: &TokenRequest) -> Result<AuthToken, SignerError> {
         self.ensure_worker();
         let now = self.inner.clock.now();
         let creds_seen = self.inner.creds.generation();
-        let (entry, created) = self.inner.cache.entry(req, now);
-        if created {
-            self.inner.wake.notify_one();
-        }
+        let (entry, _) = self.inner.cache.entry(req, now);
+        // The database rejected this key's token: stop refreshing it until one is accepted.
+        entry.set_confirmed(false);
         let forced_seen = entry.state().forced;
         self.inner
             .mint(
@@ -106,6 +106,18 @@ impl Signer {
                 },
             )
             .await
+    }
+
+    /// Records that the database accepted a token for `req` (call it after authentication
+    /// succeeded). From then on the background task re-mints this key's token before it
+    /// expires, so its connections never wait for signing. Keys never confirmed, e.g. user
+    /// names that do not exist, are only minted on demand and dropped once their token lapses.
+    /// No-op when `req` is not cached (evicted meanwhile); cheap, no allocation.
+    pub fn confirm(&self, req: &TokenRequest) {
+        if self.inner.cache.confirm(req) {
+            // Let the background task schedule this key's re-mint.
+            self.inner.wake.notify_one();
+        }
     }
 
     /// Fetches credentials unless fresh ones are held, and starts the background refresher so

@@ -1,9 +1,12 @@
 //! The background refresher: one task per signer that renews due credentials, re-mints due
-//! tokens and forgets idle keys, so callers find a valid token in the cache.
+//! tokens of confirmed keys and forgets idle and unconfirmed ones once their token lapses, so
+//! callers find a valid token in the cache.
 
 use super::inner::{Inner, Mode};
 use super::Signer;
+use crate::cache::Entry;
 use crate::policy;
+use crate::token::TokenRequest;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -45,8 +48,8 @@ async fn background(weak: Weak<Inner>, wake: Arc<Notify>, mut shutdown: watch::R
 }
 
 impl Inner {
-    /// One pass of the background task: renew due credentials, re-mint due tokens, forget idle
-    /// keys. Returns how long to sleep.
+    /// One pass of the background task: renew due credentials, re-mint due tokens of confirmed
+    /// keys, forget lapsed idle or unconfirmed keys. Returns how long to sleep.
     async fn maintain(&self) -> Duration {
         let now = self.clock.now();
         let mut next = now + policy::MAX_SLEEP;
@@ -72,11 +75,13 @@ impl Inner {
             let due = {
                 let state = entry.state();
                 let valid = state.minted.as_ref().is_some_and(|m| now < m.valid_until);
-                if entry.idle_for(now) >= policy::IDLE_AFTER {
-                    if !valid {
+                let idle = entry.idle_for(now) >= policy::IDLE_AFTER;
+                if idle || !entry.confirmed() {
+                    // Not kept fresh; forget it once its token lapses. `attempts == 0`: a
+                    // caller is about to mint the new key.
+                    if !valid && (idle || state.attempts > 0) {
                         drop(state);
-                        self.cache.remove(&req, &entry);
-                        tracing::info!(host = %req.host, port = req.port, user = ?req.user, "dropped idle token key");
+                        self.forget(&req, &entry, idle);
                     }
                     continue;
                 }
@@ -108,5 +113,19 @@ impl Inner {
         next.duration_since(now)
             .unwrap_or_default()
             .clamp(policy::MIN_SLEEP, policy::MAX_SLEEP)
+    }
+
+    /// Drops a key that is not kept fresh, unless a caller is minting it right now.
+    fn forget(&self, req: &TokenRequest, entry: &Arc<Entry>, idle: bool) {
+        let Ok(_minting) = entry.mint_lock.try_lock() else {
+            return;
+        };
+        self.cache.remove(req, entry);
+        if idle {
+            tracing::info!(host = %req.host, port = req.port, user = ?req.user, "dropped idle token key");
+        } else {
+            // Debug only: unconfirmed keys may be client-chosen names, one per connection.
+            tracing::debug!(host = %req.host, port = req.port, user = ?req.user, "dropped unconfirmed token key");
+        }
     }
 }

@@ -13,7 +13,9 @@ pub struct SignerStatus {
     pub credentials_loaded: bool,
     /// Expiry of the credentials held (`None`: none held, or they never expire).
     pub credentials_expiry: Option<SystemTime>,
-    /// Every cached token, with when it stops being served.
+    /// Every cached token, with when it stops being served; unconfirmed ones only until they
+    /// lapse, as nothing renews them (so a lapsed one here means a confirmed key's renewal
+    /// is failing).
     pub tokens: Vec<TokenStatus>,
     /// The soonest `expires_at` among `tokens`.
     pub earliest_token_expiry: Option<SystemTime>,
@@ -24,7 +26,7 @@ pub struct SignerStatus {
     /// Message of the most recent failure (mint or credentials), and when.
     pub last_error: Option<String>,
     pub last_error_at: Option<SystemTime>,
-    /// A currently valid token or unexpired credentials are held.
+    /// A currently valid token (confirmed or not) or unexpired credentials are held.
     pub can_mint: bool,
 }
 
@@ -44,8 +46,10 @@ pub struct TokenStatus {
     pub signed_at: SystemTime,
     /// When the cache stops handing it out (before its real end, see `policy`).
     pub expires_at: SystemTime,
-    /// When the background task re-mints it.
+    /// When the background task re-mints it, if `confirmed`.
     pub refresh_at: SystemTime,
+    /// The database accepted a token for this key ([`Signer::confirm`]), so it is kept fresh.
+    pub confirmed: bool,
 }
 
 impl Signer {
@@ -53,7 +57,7 @@ impl Signer {
         let inner = &self.inner;
         let now = inner.clock.now();
         let held = inner.creds.peek();
-        let tokens = self.token_statuses();
+        let tokens = self.token_statuses(now);
         let earliest_token_expiry = tokens.iter().map(|t| t.expires_at).min();
         let token_valid = tokens.iter().any(|t| now < t.expires_at);
         let creds_valid = held.as_ref().is_some_and(|h| h.usable(now));
@@ -77,16 +81,21 @@ impl Signer {
         }
     }
 
-    /// Every cached key that holds a token, sorted by host, port, user and region.
-    fn token_statuses(&self) -> Vec<TokenStatus> {
+    /// Every cached key that holds a token, except unconfirmed ones whose token lapsed (the
+    /// background task drops those), sorted by host, port, user and region.
+    fn token_statuses(&self, now: SystemTime) -> Vec<TokenStatus> {
         let mut tokens: Vec<TokenStatus> = self
             .inner
             .cache
             .snapshot()
             .into_iter()
             .filter_map(|(req, entry)| {
+                let confirmed = entry.confirmed();
                 let state = entry.state();
-                let m = state.minted.as_ref()?;
+                let m = state
+                    .minted
+                    .as_ref()
+                    .filter(|m| confirmed || now < m.valid_until)?;
                 Some(TokenStatus {
                     host: req.host,
                     port: req.port,
@@ -95,6 +104,7 @@ impl Signer {
                     signed_at: m.signed_at,
                     expires_at: m.valid_until,
                     refresh_at: m.refresh_at,
+                    confirmed,
                 })
             })
             .collect();

@@ -67,7 +67,7 @@ pub fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// One server message: its tag and body.
-async fn read_message(sock: &mut TcpStream) -> (u8, Vec<u8>) {
+pub async fn read_message(sock: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut header = [0u8; 5];
     sock.read_exact(&mut header).await.unwrap();
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;

@@ -1,5 +1,8 @@
 //! Server-side SCRAM-SHA-256: RFC 7677 vector, full exchanges against
-//! postgres-protocol's client, and malformed input.
+//! postgres-protocol's client, and malformed input. SCRAM-SHA-256-PLUS is in
+//! `channel_binding.rs`.
+
+mod channel_binding;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -24,8 +27,13 @@ fn rfc_secret() -> ScramSecret {
 }
 
 fn initial(data: &[u8]) -> Vec<u8> {
+    initial_with(SCRAM_SHA_256, data)
+}
+
+/// SASLInitialResponse body selecting `mechanism`, encoded by postgres-protocol.
+fn initial_with(mechanism: &str, data: &[u8]) -> Vec<u8> {
     let mut b = BytesMut::new();
-    frontend::sasl_initial_response(SCRAM_SHA_256, data, &mut b).unwrap();
+    frontend::sasl_initial_response(mechanism, data, &mut b).unwrap();
     body(&b)
 }
 
@@ -70,13 +78,34 @@ fn rfc7677_test_vector() {
     );
 }
 
+/// postgres-protocol's client sends the GS2 flag "n" for `ChannelBinding::unsupported()`.
+fn flag_n() -> ChannelBinding {
+    ChannelBinding::unsupported()
+}
+
+/// ... and "y" (it could bind, but the server offered no -PLUS) for `unrequested()`.
+fn flag_y() -> ChannelBinding {
+    ChannelBinding::unrequested()
+}
+
 /// Runs a whole exchange with postgres-protocol's client.
 fn exchange(secret: ScramSecret, password: &str, cb: ChannelBinding) -> Result<(), ScramError> {
+    let server = ScramServer::new(secret, &server_nonce_from_random(&[7u8; 18]));
+    exchange_on(server, SCRAM_SHA_256, password, cb)
+}
+
+/// Runs a whole exchange between `server` and postgres-protocol's client, which
+/// selects `mechanism`.
+fn exchange_on(
+    mut server: ScramServer,
+    mechanism: &str,
+    password: &str,
+    cb: ChannelBinding,
+) -> Result<(), ScramError> {
     let mut client = ScramSha256::new(password.as_bytes(), cb);
-    let mut server = ScramServer::new(secret, &server_nonce_from_random(&[7u8; 18]));
     let mut out = BytesMut::new();
     assert_eq!(
-        server.on_password_message(&initial(client.message()), &mut out)?,
+        server.on_password_message(&initial_with(mechanism, client.message()), &mut out)?,
         ScramStep::Continue
     );
     client.update(&sasl_payload(&out, 11)).unwrap();
@@ -92,11 +121,11 @@ fn exchange(secret: ScramSecret, password: &str, cb: ChannelBinding) -> Result<(
 #[test]
 fn full_exchange_with_postgres_protocol_client() {
     let secret = || ScramSecret::from_password("s3cret", b"0123456789abcdef", DEFAULT_ITERATIONS);
-    exchange(secret(), "s3cret", ChannelBinding::unrequested()).unwrap();
+    exchange(secret(), "s3cret", flag_n()).unwrap();
     // "y,,": client can bind, we offer no -PLUS: allowed.
-    exchange(secret(), "s3cret", ChannelBinding::unsupported()).unwrap();
+    exchange(secret(), "s3cret", flag_y()).unwrap();
     assert_eq!(
-        exchange(secret(), "wrong", ChannelBinding::unrequested()),
+        exchange(secret(), "wrong", flag_y()),
         Err(ScramError::InvalidProof)
     );
     assert_eq!(
@@ -110,9 +139,9 @@ fn verifier_from_postgres_protocol_parses_and_authenticates() {
     let stored = postgres_protocol::password::scram_sha_256(b"hunter2");
     let secret = ScramSecret::parse(&stored).unwrap();
     assert_eq!(secret.iterations, 4096);
-    exchange(secret.clone(), "hunter2", ChannelBinding::unrequested()).unwrap();
+    exchange(secret.clone(), "hunter2", flag_y()).unwrap();
     assert_eq!(
-        exchange(secret, "hunter3", ChannelBinding::unrequested()),
+        exchange(secret, "hunter3", flag_y()),
         Err(ScramError::InvalidProof)
     );
 }
@@ -138,7 +167,7 @@ fn client_first_errors() {
         (
             "channel binding",
             initial(b"p=tls-server-end-point,,n=,r=abc"),
-            ScramError::ChannelBindingUnsupported,
+            ScramError::ChannelBindingNotSelected,
         ),
         (
             "authzid",
@@ -171,14 +200,14 @@ fn client_first_errors() {
             ScramError::Malformed("not UTF-8"),
         ),
         (
-            "mechanism",
-            {
-                let mut b = BytesMut::new();
-                frontend::sasl_initial_response("SCRAM-SHA-256-PLUS", b"n,,n=,r=a", &mut b)
-                    .unwrap();
-                body(&b)
-            },
-            ScramError::UnsupportedMechanism("SCRAM-SHA-256-PLUS".into()),
+            "-PLUS without TLS",
+            initial_with(SCRAM_SHA_256_PLUS, b"p=tls-server-end-point,,n=,r=a"),
+            ScramError::ChannelBindingUnavailable,
+        ),
+        (
+            "unknown mechanism",
+            initial_with("SCRAM-SHA-1", b"n,,n=,r=a"),
+            ScramError::UnsupportedMechanism("SCRAM-SHA-1".into()),
         ),
         (
             "length mismatch",
