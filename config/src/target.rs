@@ -209,6 +209,20 @@ fn parse_target(raw: &RawTarget, origin: &Origin) -> Result<Parsed, ConfigError>
     let host = opt("host", &raw.host, origin, Field::string)?.ok_or_else(|| {
         ConfigError::missing("host", "the database endpoint of each [[target]]", origin)
     })?;
+    // A URL or `user:password@host` here would be logged and shown as the host: refuse it
+    // without echoing what came before an `@`.
+    if host.contains(['/', '@', '?', '#', ' ']) {
+        let shown = match host.rsplit_once('@') {
+            Some((_, after)) => format!("…@{after}"),
+            None => host.clone(),
+        };
+        return Err(ConfigError::invalid(
+            "host",
+            shown,
+            "a DNS name or IP address only (put a URL in TARGET, not in host)",
+            origin,
+        ));
+    }
     let port = opt("port", &raw.port, origin, |f| {
         f.int(1, 65535, "a port number 1-65535")
     })?

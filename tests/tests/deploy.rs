@@ -327,6 +327,7 @@ fn systemd_unit_is_notify_type_hardened_and_its_env_file_names_real_options() {
         ("Type", "notify"),
         ("EnvironmentFile", "/etc/rds-iam-proxy/env"),
         ("NoNewPrivileges", "yes"),
+        ("LimitCORE", "0"),
         ("ProtectSystem", "strict"),
         ("ProtectHome", "yes"),
         ("PrivateTmp", "yes"),

@@ -5,6 +5,21 @@
 use super::{case, file_case, Case, T};
 
 pub const CASES: &[Case] = &[
+    // A URL or credentials in a [[target]] host: refused, the part before `@` not shown.
+    file_case(
+        "c.toml",
+        "[[target]]\nhost = \"postgres://u:hunter2@db.example.com\"\n",
+        &[],
+        "host",
+        &["…@db.example.com", "DNS name or IP address only"],
+    ),
+    file_case(
+        "c.toml",
+        "[[target]]\nhost = \"u:hunter2@db.example.com\"\n",
+        &[],
+        "host",
+        &["…@db.example.com"],
+    ),
     // TOML that does not parse: the parser's excerpt of the line is never shown.
     file_case(
         "c.toml",

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,9 +123,13 @@ async fn get_metrics(State(state): State<AdminState>) -> Response {
 
 /// Loopback peers only: a pod's other containers and the host's own tools may stop the
 /// proxy, nothing that reaches the admin port from outside.
+///
+/// A browser on the same host is a loopback peer too; its cross-origin POST carries `Origin`
+/// (or `Sec-Fetch-Site`), which curl and kubelet never send, so those are refused as well.
 async fn post_quit(
     State(state): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
     if !peer.ip().to_canonical().is_loopback() {
         tracing::warn!(%peer, "/quitquitquit from a non-loopback peer refused");
@@ -134,6 +138,10 @@ async fn post_quit(
             "only loopback peers may stop the proxy\n",
         )
             .into_response();
+    }
+    if headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site") {
+        tracing::warn!(%peer, "/quitquitquit from a web page refused");
+        return (StatusCode::FORBIDDEN, "a browser may not stop the proxy\n").into_response();
     }
     if state.lifecycle.request_stop(StopReason::Quit) {
         tracing::info!("shutdown requested over /quitquitquit");
@@ -160,7 +168,7 @@ mod tests {
         let state = state();
         for peer in ["192.0.2.7:40000", "[2001:db8::1]:40000", "10.1.2.3:1"] {
             let peer: SocketAddr = peer.parse().unwrap();
-            let reply = post_quit(State(state.clone()), ConnectInfo(peer)).await;
+            let reply = post_quit(State(state.clone()), ConnectInfo(peer), HeaderMap::new()).await;
             assert_eq!(reply.status(), StatusCode::FORBIDDEN, "{peer}");
             assert!(
                 state.lifecycle.stop_requested().is_none(),
@@ -169,7 +177,13 @@ mod tests {
         }
         for peer in ["127.0.0.1:40000", "[::ffff:127.0.0.1]:40000"] {
             let state = self::state();
-            let reply = post_quit(State(state.clone()), ConnectInfo(peer.parse().unwrap())).await;
+            let peer: SocketAddr = peer.parse().unwrap();
+            let mut from_a_page = HeaderMap::new();
+            from_a_page.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+            let reply = post_quit(State(state.clone()), ConnectInfo(peer), from_a_page).await;
+            assert_eq!(reply.status(), StatusCode::FORBIDDEN, "{peer} from a page");
+            assert!(state.lifecycle.stop_requested().is_none());
+            let reply = post_quit(State(state.clone()), ConnectInfo(peer), HeaderMap::new()).await;
             assert_eq!(reply.status(), StatusCode::OK, "{peer}");
             assert_eq!(state.lifecycle.stop_requested(), Some(StopReason::Quit));
         }
