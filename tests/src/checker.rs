@@ -69,14 +69,18 @@ pub enum Refusal {
 /// What a successful check established.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
+    /// `host:port` the token was signed for (one of the checker's endpoints).
+    pub endpoint: String,
     pub access_key_id: String,
     pub db_user: String,
     pub signed_at: SystemTime,
 }
 
-/// Checks tokens for one cluster endpoint against a [`FakeAws`] account, recording each check.
+/// Checks tokens for one server's endpoints against a [`FakeAws`] account, recording each
+/// check. A plain stand-in has one endpoint; an Aurora instance accepts its own, the cluster's
+/// and the reader endpoint's names, as Aurora does.
 pub struct TokenChecker {
-    endpoint: String,
+    endpoints: Vec<String>,
     region: String,
     aws: FakeAws,
     clock_skew_secs: AtomicI64,
@@ -93,8 +97,16 @@ struct Log {
 impl TokenChecker {
     /// `port` is the advertised endpoint port the token is signed for (5432), not the real one.
     pub fn new(host: &str, port: u16, region: &str, aws: FakeAws) -> Self {
+        Self::for_hosts(&[host], port, region, aws)
+    }
+
+    /// Accepting tokens signed for any of `hosts` at `port`.
+    pub fn for_hosts(hosts: &[&str], port: u16, region: &str, aws: FakeAws) -> Self {
         Self {
-            endpoint: format!("{}:{port}", host.to_ascii_lowercase()),
+            endpoints: hosts
+                .iter()
+                .map(|h| format!("{}:{port}", h.to_ascii_lowercase()))
+                .collect(),
             region: region.to_owned(),
             aws,
             clock_skew_secs: AtomicI64::new(0),
@@ -102,9 +114,9 @@ impl TokenChecker {
         }
     }
 
-    /// `host:port` tokens must be signed for.
+    /// `host:port` tokens must be signed for (the first, for a checker of several).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.endpoints[0]
     }
 
     /// Shifts the checker's clock (positive = later), e.g. to expire tokens without waiting.
@@ -164,9 +176,10 @@ impl TokenChecker {
         if action != "connect" {
             return Err(Refusal::WrongAction(action.to_owned()));
         }
-        if token.host_port.to_ascii_lowercase() != self.endpoint {
+        let endpoint = token.host_port.to_ascii_lowercase();
+        if !self.endpoints.contains(&endpoint) {
             return Err(Refusal::WrongEndpoint {
-                expected: self.endpoint.clone(),
+                expected: self.endpoints.join(" or "),
                 got: token.host_port.clone(),
             });
         }
@@ -252,6 +265,7 @@ impl TokenChecker {
             return Err(Refusal::CredentialsExpired);
         }
         Ok(Verified {
+            endpoint,
             access_key_id: access_key_id.to_owned(),
             db_user: db_user.to_owned(),
             signed_at,

@@ -3,6 +3,7 @@
 //! `rds_iam` with SigV4 IAM tokens (via its `ldap` method and a tiny LDAP server), a fake AWS
 //! account with a container credential endpoint, and a test CA.
 
+pub mod aurora;
 pub mod aws_env;
 pub mod checker;
 pub mod cluster;
@@ -14,6 +15,7 @@ mod runtime;
 pub mod standin;
 pub mod tls;
 
+pub use aurora::{Aurora, AuroraOptions, Failover};
 pub use checker::{sign_for_test, Refusal, TokenChecker, TokenRequest, TokenStats};
 pub use cluster::{ClusterConfig, PgCluster};
 pub use fake_aws::{ContainerEndpoint, Credentials, FakeAws};

@@ -364,11 +364,13 @@ impl StandIn {
     }
 }
 
-/// Aurora-like: TLS only; `rds_iam` members by token (LDAP bind), everyone else SCRAM.
-fn hba_conf(ldap_options: &str) -> String {
+/// Aurora-like: TLS only; `rds_iam` members by token (LDAP bind), everyone else SCRAM. The
+/// superuser may stream WAL over the unix socket (standbys of an [`crate::aurora::Aurora`]).
+pub(crate) fn hba_conf(ldap_options: &str) -> String {
     format!(
         "# TYPE    DATABASE USER      ADDRESS METHOD\n\
          local     all      {SUPERUSER} trust\n\
+         local     replication {SUPERUSER} trust\n\
          local     all      all       reject\n\
          hostnossl all      all       all     reject\n\
          hostssl   all      +rds_iam  all     ldap {ldap_options}\n\

@@ -3,7 +3,7 @@
 
 use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
+
+mod host;
+use host::run_as_user;
+pub use host::{find_bin_dir, free_port};
 
 /// Bootstrap superuser; reachable only over the unix socket (`trust`).
 pub const SUPERUSER: &str = "postgres";
@@ -40,6 +44,29 @@ pub struct PgCluster {
 impl PgCluster {
     /// initdb, configure, start; returns once the server accepts connections.
     pub async fn create(config: ClusterConfig) -> Result<Self> {
+        let cluster = Self::empty()?;
+        cluster.initdb(&config).await?;
+        cluster.start_on_a_free_port().await
+    }
+
+    /// A cluster whose data directory is a base backup of `primary`, streaming from it (a hot
+    /// standby), configured with `config` and started.
+    pub async fn create_standby(primary: &PgCluster, config: ClusterConfig) -> Result<Self> {
+        let cluster = Self::empty()?;
+        let mut backup = cluster.command("pg_basebackup");
+        backup
+            .arg("-D")
+            .arg(cluster.data_dir())
+            .arg("-h")
+            .arg(primary.socket_dir())
+            .args(["-p", &primary.port.to_string(), "-U", SUPERUSER])
+            .args(["-R", "-X", "stream", "--no-sync", "-c", "fast"]);
+        run(backup).await.context("pg_basebackup")?;
+        cluster.configure(&config)?;
+        cluster.start_on_a_free_port().await
+    }
+
+    fn empty() -> Result<Self> {
         let bin_dir = find_bin_dir()?;
         let run_as = run_as_user()?;
         // As root, the unprivileged server user must be able to reach the dir: use /tmp.
@@ -53,19 +80,21 @@ impl PgCluster {
         if let Some((uid, gid)) = run_as {
             std::os::unix::fs::chown(root.path(), Some(uid), Some(gid))?;
         }
-        let mut cluster = PgCluster {
+        Ok(PgCluster {
             bin_dir,
             run_as,
             port: 0,
             postmaster: None,
             root,
-        };
-        cluster.initdb(&config).await?;
+        })
+    }
+
+    async fn start_on_a_free_port(mut self) -> Result<Self> {
         // Another process may grab the free port before the postmaster binds it: retry.
         for attempt in 1..=3 {
-            cluster.port = free_port()?;
-            match cluster.start().await {
-                Ok(()) => return Ok(cluster),
+            self.port = free_port()?;
+            match self.start().await {
+                Ok(()) => return Ok(self),
                 Err(e) if attempt < 3 && format!("{e:#}").contains("could not bind") => continue,
                 Err(e) => return Err(e),
             }
@@ -88,6 +117,12 @@ impl PgCluster {
             .args(["--no-sync", "--no-instructions"]);
         run(initdb).await.context("initdb")?;
 
+        self.configure(config)
+    }
+
+    /// Appends the stand-in's settings to postgresql.conf and writes pg_hba.conf and the TLS
+    /// files (a standby's copies from its base backup are replaced).
+    pub(crate) fn configure(&self, config: &ClusterConfig) -> Result<()> {
         let mut conf = format!(
             "\n# rds-iam-tests stand-in\nlisten_addresses = '127.0.0.1'\n\
              unix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\n\
@@ -159,11 +194,20 @@ impl PgCluster {
 
     /// Fast shutdown (open sessions are terminated), waiting until the postmaster has exited.
     pub async fn stop(&mut self) -> Result<()> {
+        self.stop_in("fast").await
+    }
+
+    /// Immediate shutdown, as a crash: no checkpoint, clients cut without a goodbye.
+    pub async fn crash(&mut self) -> Result<()> {
+        self.stop_in("immediate").await
+    }
+
+    async fn stop_in(&mut self, mode: &str) -> Result<()> {
         let Some(mut child) = self.postmaster.take() else {
             return Ok(());
         };
         // If pg_ctl fails the postmaster is probably gone already; the wait below tells.
-        let _ = run(self.pg_ctl_stop("fast")).await;
+        let _ = run(self.pg_ctl_stop(mode)).await;
         let deadline = Instant::now() + READY_TIMEOUT;
         while child.try_wait()?.is_none() {
             if Instant::now() > deadline {
@@ -195,6 +239,38 @@ impl PgCluster {
     pub async fn restart(&mut self) -> Result<()> {
         self.stop().await?;
         self.start().await
+    }
+
+    /// Ends recovery: a standby becomes a primary (`pg_ctl promote`, waiting until it is).
+    pub async fn promote(&self) -> Result<()> {
+        let mut promote = self.command("pg_ctl");
+        promote
+            .arg("promote")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-w");
+        run(promote).await.context("pg_ctl promote")
+    }
+
+    /// Streams from `primary` from now on (a standby re-pointed after a failover; the new
+    /// timeline is followed, `recovery_target_timeline` being `latest`).
+    pub async fn follow(&self, primary: &PgCluster) -> Result<()> {
+        let conninfo = format!(
+            "host={} port={} user={SUPERUSER}",
+            primary.socket_dir().display(),
+            primary.port
+        );
+        let client = self.superuser_client().await?;
+        // Two statements: ALTER SYSTEM may not run in the implicit transaction of a batch.
+        client
+            .batch_execute(&format!(
+                "ALTER SYSTEM SET primary_conninfo = '{}'",
+                conninfo.replace('\'', "''")
+            ))
+            .await
+            .context("re-pointing the standby")?;
+        client.batch_execute("SELECT pg_reload_conf()").await?;
+        Ok(())
     }
 
     /// Re-reads pg_hba.conf, postgresql.conf and the TLS files.
@@ -336,60 +412,4 @@ async fn run(cmd: Command) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// `$STANDIN_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else `pg_config --bindir`.
-pub fn find_bin_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("STANDIN_PG_BIN") {
-        return Ok(dir.into());
-    }
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version: u32 = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("postgres").exists().then_some((version, bin))
-        })
-        .max_by_key(|(version, _)| *version);
-    if let Some((_, bin)) = newest {
-        return Ok(bin);
-    }
-    let output = Command::new("pg_config").arg("--bindir").output();
-    if let Some(output) = output.ok().filter(|o| o.status.success()) {
-        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        if dir.join("postgres").exists() {
-            return Ok(dir);
-        }
-    }
-    bail!("no PostgreSQL server binaries found (install the `postgresql` package or set STANDIN_PG_BIN)")
-}
-
-/// `None` when not root; else the uid/gid of `postgres`, or `nobody` if there is no such user.
-fn run_as_user() -> Result<Option<(u32, u32)>> {
-    // Owner of /proc/self is our effective uid; avoids libc and unsafe.
-    if std::fs::metadata("/proc/self")?.uid() != 0 {
-        return Ok(None);
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd")?;
-    let lookup = |name: &str| {
-        passwd.lines().find_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            (fields.len() > 3 && fields[0] == name)
-                .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
-                .flatten()
-        })
-    };
-    match lookup("postgres").or_else(|| lookup("nobody")) {
-        Some(ids) => Ok(Some(ids)),
-        None => bail!("running as root and neither `postgres` nor `nobody` exists"),
-    }
 }
