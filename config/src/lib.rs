@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use error::{ConfigError, Origin};
 pub use file::ENV_PREFIX;
 pub use schema::{restart_only_changes, settings_reference, FlagKind, RunArgs, SettingDoc};
-pub use settings::{defaults, ClientTls, LogFormat, Secret, ServerPool, Settings};
+pub use settings::{defaults, ClientTls, LogFormat, Resolve, Secret, ServerPool, Settings};
 pub use target::{CaFile, ListenAddr, PoolMode, Target, DEFAULT_PORT};
 
 use file::{Layers, RawTarget, ENV_CONFIG, ENV_TARGETS};
@@ -236,6 +236,7 @@ fn resolve(
         reset_query: setting!(layers, server_reset_query, reset_query)?
             .unwrap_or_else(|| defaults::SERVER_RESET_QUERY.to_owned()),
     };
+    let resolve = setting!(layers, resolve, value::parse_resolve)?.unwrap_or_default();
     let startup_timeout =
         setting!(layers, startup_timeout, positive_duration)?.unwrap_or(defaults::STARTUP_TIMEOUT);
     let min_sigterm_delay = setting!(layers, min_sigterm_delay, Field::duration)?
@@ -275,6 +276,7 @@ fn resolve(
         max_connect_rate,
         connect_timeout,
         pool,
+        resolve,
         startup_timeout,
         min_sigterm_delay,
         max_sigterm_delay,

@@ -1,7 +1,8 @@
 //! The one table of top-level settings. Each row gives, for one key:
 //!
 //! - `doc`: the line shown by `--help` (and in the reference and the code docs);
-//! - `flag`: `"VALUE_NAME"` for `--key-with-dashes VALUE`, `bool` for
+//! - `flag`: `"VALUE_NAME"` for `--key-with-dashes VALUE`, `["VALUE_NAME"]` for a flag that may
+//!   be given more than once (a list), `bool` for
 //!   `--key-with-dashes[=BOOL]` (alone it means true), or `none` for a key that only a file or
 //!   a variable may set;
 //! - `default`: the default as documented; `(shown)` appends ` [default: ...]` to the `--help`
@@ -116,6 +117,12 @@ settings! {
     connect_to {
         doc: "TCP address actually dialled (tunnel, port-forward); token and TLS still use HOST",
         flag: "HOST:PORT",
+        default: "none",
+        reload: live,
+    }
+    resolve {
+        doc: "Dial HOST:PORT for NAME (repeatable; a table in a file); token and TLS still use NAME",
+        flag: ["NAME[:PORT]=HOST:PORT"],
         default: "none",
         reload: live,
     }

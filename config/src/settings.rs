@@ -45,6 +45,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Server connection reuse, for targets with `pool_mode = "session"`.
     pub pool: ServerPool,
+    /// Addresses dialled for names (`resolve`), in the order given. Default none.
+    pub resolve: Vec<Resolve>,
     /// Time a client has to finish its startup. Default 10s.
     pub startup_timeout: Duration,
     /// Keep accepting this long after SIGTERM. Default 0s.
@@ -76,6 +78,30 @@ impl Settings {
     /// The target with this name.
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// One `resolve` entry: connections to `name` (at `port`, or any port) dial `to` instead;
+/// the token and TLS still use `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolve {
+    /// Lower case.
+    pub name: String,
+    pub port: Option<u16>,
+    pub to: (String, u16),
+}
+
+impl Resolve {
+    /// Where `host:port` is dialled according to `table` (an entry with the port first).
+    pub fn lookup(table: &[Resolve], host: &str, port: u16) -> Option<(String, u16)> {
+        let host = host.to_ascii_lowercase();
+        let matching = |p: Option<u16>| {
+            table
+                .iter()
+                .find(|r| r.name == host && r.port == p)
+                .map(|r| r.to.clone())
+        };
+        matching(Some(port)).or_else(|| matching(None))
     }
 }
 

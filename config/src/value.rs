@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 
+pub(crate) use resolve::parse_resolve;
+
+mod resolve;
+
 use crate::error::{ConfigError, Origin};
 
 /// One raw setting value. Environment variables and flags are always `Str`; files may give
@@ -20,6 +24,8 @@ pub(crate) enum Val {
     Float(f64),
     Bool(bool),
     List(Vec<Val>),
+    /// A file's table, keys in file order (`resolve`).
+    Map(Vec<(String, Val)>),
 }
 
 impl fmt::Display for Val {
@@ -39,6 +45,16 @@ impl fmt::Display for Val {
                 }
                 f.write_str("]")
             }
+            Self::Map(entries) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k} = {v}")?;
+                }
+                f.write_str("}")
+            }
         }
     }
 }
@@ -49,7 +65,7 @@ impl<'de> Deserialize<'de> for Val {
         impl<'de> Visitor<'de> for V {
             type Value = Val;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number, boolean or list")
+                f.write_str("a string, number, boolean, list or table")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Val, E> {
                 Ok(Val::Bool(v))
@@ -83,6 +99,13 @@ impl<'de> Deserialize<'de> for Val {
                     items.push(item);
                 }
                 Ok(Val::List(items))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Val::Map(entries))
             }
         }
         d.deserialize_any(V)

@@ -449,3 +449,44 @@ fn an_invalid_log_level_exits_2_naming_log_level() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_dials_another_address_for_a_name_from_a_flag_or_a_file_table() {
+    let s = standin().await;
+    let by_flag = ProxyCommand::new(PROXY_BIN)
+        .args([
+            format!("postgres://{}/appdb", s.endpoint()),
+            "--resolve".into(),
+            format!("{}={}", s.endpoint(), s.addr()),
+            "--ca-file".into(),
+            s.ca_file().display().to_string(),
+        ])
+        .standin_env(&s)
+        .spawn()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let listen = format!("127.0.0.1:{}", free_port().unwrap());
+    std::fs::write(
+        &path,
+        format!(
+            "[resolve]\n\"{}\" = \"{}\"\n\n{}",
+            s.host(),
+            s.addr(),
+            target_toml("db", s.host(), &[listen], s.ca_file(), "database = \"appdb\"")
+        ),
+    )
+    .unwrap();
+    let by_file = config_proxy(&s, &path, 1).spawn().unwrap();
+    s.reset_token_stats();
+    for proxy in [&by_flag, &by_file] {
+        let client = connect_default_db(proxy.addr(), "iam_user").await.unwrap();
+        assert_eq!(one(&client, "select 'resolved'::text").await, "resolved");
+    }
+    // The name was never looked up in DNS (it has no address), and the tokens were signed for
+    // it: the stand-in accepts no other.
+    let stats = s.token_stats();
+    assert_eq!((stats.accepted, stats.refused), (2, 0), "{stats:?}");
+    let lines = by_flag.log_messages("target ready");
+    assert!(lines[0].contains(&s.addr().to_string()), "{lines:?}");
+}

@@ -102,6 +102,19 @@ macro_rules! settings {
             pub $key: Option<String>,
         ] $($rest)*);
     };
+    (@run_args [$($fields:tt)*] $key:ident [$value_name:literal] ($($help:tt)*) $($rest:tt)*) => {
+        settings!(@run_args [
+            $($fields)*
+            #[doc = settings!(@help $($help)*)]
+            #[arg(
+                long,
+                value_name = $value_name,
+                action = clap::ArgAction::Append,
+                help = settings!(@help $($help)*)
+            )]
+            pub $key: Vec<String>,
+        ] $($rest)*);
+    };
     (@run_args [$($fields:tt)*] $key:ident $value_name:literal ($($help:tt)*) $($rest:tt)*) => {
         settings!(@run_args [
             $($fields)*
@@ -120,6 +133,15 @@ macro_rules! settings {
     };
 
     (@overlay $args:ident $layers:ident $key:ident none) => {};
+    (@overlay $args:ident $layers:ident $key:ident [$value_name:literal]) => {
+        if !$args.$key.is_empty() {
+            let items = $args.$key.iter().map(|v| Val::Str(v.clone())).collect();
+            $layers.raw.$key = Some(Val::List(items));
+            $layers
+                .origins
+                .insert(stringify!($key).to_owned(), Origin::flag(stringify!($key)));
+        }
+    };
     (@overlay $args:ident $layers:ident $key:ident $flag:tt) => {
         if let Some(v) = &$args.$key {
             $layers.raw.$key = Some(Val::Str(v.clone()));
@@ -148,6 +170,9 @@ macro_rules! settings {
     };
     (@kind bool) => {
         FlagKind::Bool
+    };
+    (@kind [$value_name:literal]) => {
+        FlagKind::Value($value_name)
     };
     (@kind $value_name:literal) => {
         FlagKind::Value($value_name)

@@ -156,6 +156,7 @@ impl State {
             let current = run.targets.iter().find(|t| t.name == target.name);
             let same_settings = old.target(&target.name) == Some(target)
                 && old.connect_timeout == settings.connect_timeout
+                && old.resolve == settings.resolve
                 && old.max_connect_rate == settings.max_connect_rate;
             let context = match current {
                 Some(c) if same_settings && run.builder.same_ca(c, target).await => c.clone(),

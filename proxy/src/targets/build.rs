@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rds_iam_config::{CaFile, Settings, Target};
+use rds_iam_config::{CaFile, Resolve, Settings, Target};
 use rds_iam_signer::SignerError;
 
 use super::ca_bundle::{self, AutoCaError};
@@ -95,6 +95,7 @@ impl TargetBuilder {
             dial: target
                 .connect_to
                 .clone()
+                .or_else(|| Resolve::lookup(&settings.resolve, &target.host, target.port))
                 .unwrap_or_else(|| (target.host.clone(), target.port)),
             tls: Arc::new(tls),
             signer,
