@@ -473,7 +473,13 @@ async fn resolve_dials_another_address_for_a_name_from_a_flag_or_a_file_table() 
             "[resolve]\n\"{}\" = \"{}\"\n\n{}",
             s.host(),
             s.addr(),
-            target_toml("db", s.host(), &[listen], s.ca_file(), "database = \"appdb\"")
+            target_toml(
+                "db",
+                s.host(),
+                &[listen],
+                s.ca_file(),
+                "database = \"appdb\""
+            )
         ),
     )
     .unwrap();
