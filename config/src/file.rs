@@ -42,6 +42,8 @@ pub(crate) struct RawTarget {
     pub profile: Option<Val>,
     /// `none` or `session`. Default: the global `pool_mode`.
     pub pool_mode: Option<Val>,
+    /// `auto`, `aurora` or `off`. Default: the global `topology`.
+    pub topology: Option<Val>,
 }
 
 /// Keys of a target, in the order shown in messages; also the TARGET URL query keys.
@@ -56,6 +58,7 @@ pub(crate) const TARGET_KEYS: &[&str] = &[
     "role_arn",
     "profile",
     "pool_mode",
+    "topology",
 ];
 
 /// Variables read directly rather than mapped onto a file key.

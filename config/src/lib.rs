@@ -8,6 +8,7 @@ mod redact;
 mod schema;
 mod settings;
 mod target;
+mod topology;
 mod url;
 mod validate;
 mod value;
@@ -23,6 +24,7 @@ pub use file::ENV_PREFIX;
 pub use schema::{restart_only_changes, settings_reference, FlagKind, RunArgs, SettingDoc};
 pub use settings::{defaults, ClientTls, LogFormat, Resolve, Secret, ServerPool, Settings};
 pub use target::{CaFile, ListenAddr, PoolMode, Target, DEFAULT_PORT};
+pub use topology::{Topology, TopologySettings};
 
 use file::{Layers, RawTarget, ENV_CONFIG, ENV_TARGETS};
 use target::Globals;
@@ -189,6 +191,7 @@ fn globals(layers: &Layers) -> Result<Globals, ConfigError> {
         role_arn: setting!(layers, role_arn, Field::string)?,
         profile: setting!(layers, profile, Field::string)?,
         pool_mode: setting!(layers, pool_mode, target::parse_pool_mode)?.unwrap_or_default(),
+        topology: setting!(layers, topology, topology::parse_topology)?.unwrap_or_default(),
         listen: (
             setting!(layers, listen, Field::socket_addr)?.unwrap_or(defaults::LISTEN),
             file::origin_of(layers, "listen"),
@@ -236,6 +239,13 @@ fn resolve(
         reset_query: setting!(layers, server_reset_query, reset_query)?
             .unwrap_or_else(|| defaults::SERVER_RESET_QUERY.to_owned()),
     };
+    let topology = TopologySettings {
+        refresh: setting!(layers, topology_refresh, positive_duration)?
+            .unwrap_or(defaults::TOPOLOGY_REFRESH),
+        max_replica_lag: setting!(layers, max_replica_lag, positive_duration)?
+            .unwrap_or(defaults::MAX_REPLICA_LAG),
+        user: setting!(layers, topology_user, Field::string)?,
+    };
     let resolve = setting!(layers, resolve, value::parse_resolve)?.unwrap_or_default();
     let startup_timeout =
         setting!(layers, startup_timeout, positive_duration)?.unwrap_or(defaults::STARTUP_TIMEOUT);
@@ -276,6 +286,7 @@ fn resolve(
         max_connect_rate,
         connect_timeout,
         pool,
+        topology,
         resolve,
         startup_timeout,
         min_sigterm_delay,

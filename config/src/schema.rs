@@ -168,6 +168,30 @@ settings! {
         default: "none" (shown),
         reload: live,
     }
+    topology {
+        doc: "Follow an Aurora cluster's writer and readers (auto: for cluster endpoints by name); per target too",
+        flag: "auto|aurora|off",
+        default: "auto" (shown),
+        reload: live,
+    }
+    topology_refresh {
+        doc: "How often an Aurora cluster's topology is read while nothing is wrong",
+        flag: "DUR",
+        default: "30s" (shown),
+        reload: live,
+    }
+    max_replica_lag {
+        doc: "Aurora readers lagging more than this get no new reader sessions",
+        flag: "DUR",
+        default: "10s" (shown),
+        reload: live,
+    }
+    topology_user {
+        doc: "Database user of the topology monitor when the target forces none",
+        flag: "USER",
+        default: "the first client's user",
+        reload: live,
+    }
     pool_max_idle {
         doc: "Idle server connections kept per pool key (target, user, database, options)",
         flag: "N",

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::target::Target;
+use crate::topology::TopologySettings;
 
 /// Default values, named once; the field docs below and the `--help` text repeat them.
 pub mod defaults {
@@ -25,6 +26,8 @@ pub mod defaults {
     pub const SERVER_LIFETIME: Duration = Duration::from_secs(60 * 60);
     pub const SERVER_RESET_QUERY: &str = "DISCARD ALL";
     pub const UNIX_SOCKET_MODE: u32 = 0o700;
+    pub const TOPOLOGY_REFRESH: Duration = Duration::from_secs(30);
+    pub const MAX_REPLICA_LAG: Duration = Duration::from_secs(10);
 }
 
 /// Everything `run`, `check` and `policy` need, after layering and validation.
@@ -45,6 +48,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Server connection reuse, for targets with `pool_mode = "session"`.
     pub pool: ServerPool,
+    /// How Aurora topologies are read (spec §9).
+    pub topology: TopologySettings,
     /// Addresses dialled for names (`resolve`), in the order given. Default none.
     pub resolve: Vec<Resolve>,
     /// Time a client has to finish its startup. Default 10s.

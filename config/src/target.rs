@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::error::{ConfigError, Origin};
 use crate::file::RawTarget;
+use crate::topology::{parse_topology, Topology};
 use crate::value::{Field, Val};
 
 /// Default upstream port.
@@ -41,6 +42,8 @@ pub struct Target {
     pub profile: Option<String>,
     /// Whether server connections outlive their clients. Default none.
     pub pool_mode: PoolMode,
+    /// Whether the target follows its Aurora cluster's instances. Default auto.
+    pub topology: Topology,
 }
 
 /// Server connection reuse (spec §8).
@@ -132,6 +135,7 @@ pub(crate) struct Globals {
     pub role_arn: Option<String>,
     pub profile: Option<String>,
     pub pool_mode: PoolMode,
+    pub topology: Topology,
     pub listen: (SocketAddr, Origin),
     pub unix_socket: Option<PathBuf>,
 }
@@ -156,6 +160,7 @@ struct Parsed {
     role_arn: Option<String>,
     profile: Option<String>,
     pool_mode: Option<PoolMode>,
+    topology: Option<Topology>,
 }
 
 /// A resolved target and where its listen addresses came from (for validation messages).
@@ -247,6 +252,7 @@ fn parse_target(raw: &RawTarget, origin: &Origin) -> Result<Parsed, ConfigError>
         role_arn: opt("role_arn", &raw.role_arn, origin, Field::string)?,
         profile: opt("profile", &raw.profile, origin, Field::string)?,
         pool_mode: opt("pool_mode", &raw.pool_mode, origin, parse_pool_mode)?,
+        topology: opt("topology", &raw.topology, origin, parse_topology)?,
     })
 }
 
@@ -301,6 +307,7 @@ pub(crate) fn resolve(
                 role_arn: p.role_arn.or_else(|| g.role_arn.clone()),
                 profile: p.profile.or_else(|| g.profile.clone()),
                 pool_mode: p.pool_mode.unwrap_or(g.pool_mode),
+                topology: p.topology.unwrap_or(g.topology),
             },
             listen_origin,
         });

@@ -86,6 +86,7 @@ pub(crate) fn parse(text: &str, origin: &Origin) -> Result<RawTarget, ConfigErro
             "role_arn" => &mut raw.role_arn,
             "profile" => &mut raw.profile,
             "pool_mode" => &mut raw.pool_mode,
+            "topology" => &mut raw.topology,
             // `listen` may repeat: `?listen=127.0.0.1:6000&listen=unix:/tmp`.
             "listen" => {
                 raw.listen = Some(match raw.listen.take() {

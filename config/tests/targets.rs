@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{ok, Dir};
-use rds_iam_config::{CaFile, ListenAddr, PoolMode, Target};
+use rds_iam_config::{CaFile, ListenAddr, PoolMode, Target, Topology};
 
 fn tcp(s: &str) -> ListenAddr {
     ListenAddr::Tcp(s.parse().unwrap())
@@ -117,6 +117,32 @@ fn pool_mode_is_global_default_and_per_target() {
     assert_eq!(
         (s.targets[0].pool_mode, s.targets[1].pool_mode),
         (PoolMode::None, PoolMode::Session)
+    );
+}
+
+#[test]
+fn topology_is_global_default_and_per_target() {
+    let s = ok(
+        &[
+            "--topology=off",
+            "postgres://a.cluster-x.us-east-1.rds.amazonaws.com",
+            "postgres://b.cluster-x.us-east-1.rds.amazonaws.com?topology=aurora",
+        ],
+        &[],
+    );
+    assert_eq!(
+        (s.targets[0].topology, s.targets[1].topology),
+        (Topology::Off, Topology::Aurora)
+    );
+    let dir = Dir::new();
+    let path = dir.write(
+        "t.toml",
+        "[[target]]\nhost = \"a.example.com\"\n\n[[target]]\nhost = \"b.example.com\"\ntopology = \"off\"\n",
+    );
+    let s = ok(&["--config", path.to_str().unwrap()], &[]);
+    assert_eq!(
+        (s.targets[0].topology, s.targets[1].topology),
+        (Topology::Auto, Topology::Off)
     );
 }
 

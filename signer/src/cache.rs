@@ -147,9 +147,11 @@ impl TokenCache {
     /// arrives at a full cache, and n is bounded.
     fn make_room(&self, map: &mut HashMap<TokenRequest, Arc<Entry>>) {
         while map.len() >= self.max_keys {
+            // Unconfirmed keys go first: a flood of made-up user names must not push out the
+            // users the database accepted.
             let Some(lru) = map
                 .iter()
-                .min_by_key(|(_, e)| e.last_used_ms.load(Ordering::Relaxed))
+                .min_by_key(|(_, e)| (e.confirmed(), e.last_used_ms.load(Ordering::Relaxed)))
                 .map(|(k, _)| k.clone())
             else {
                 return;
@@ -234,6 +236,17 @@ mod tests {
         assert!(created && !Arc::ptr_eq(&b, &b2));
         assert_eq!(b2.state().attempts, 0);
         assert_eq!(users(&cache), ["a", "b", "e"]);
+    }
+
+    #[test]
+    fn a_flood_of_unconfirmed_keys_does_not_evict_confirmed_ones() {
+        let cache = TokenCache::new(3);
+        cache.entry(&req("accepted"), at(0));
+        assert!(cache.confirm(&req("accepted")));
+        for (i, name) in ["x1", "x2", "x3", "x4", "x5"].iter().enumerate() {
+            cache.entry(&req(name), at(10 + i as u64));
+        }
+        assert_eq!(users(&cache), ["accepted", "x4", "x5"]);
     }
 
     #[test]

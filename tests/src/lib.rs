@@ -23,4 +23,4 @@ pub use fake_sts::{AssumeRoleCall, StsEndpoint};
 pub use ldap::LdapServer;
 pub use proxy::{ProxyCommand, ProxyProcess};
 pub use standin::{StandIn, StandInOptions, AWS_ENV_TO_REMOVE};
-pub use tls::{ServerCert, TestCa, DEFAULT_CLUSTER_HOST};
+pub use tls::{ServerCert, TestCa, DEFAULT_HOST};

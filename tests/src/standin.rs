@@ -16,11 +16,11 @@ use crate::checker::{sign_for_test, CheckRecord, TokenChecker, TokenStats};
 use crate::cluster::{ClusterConfig, PgCluster, SUPERUSER};
 use crate::fake_aws::{ContainerEndpoint, FakeAws};
 use crate::ldap::LdapServer;
-use crate::tls::{TestCa, DEFAULT_CLUSTER_HOST};
+use crate::tls::{TestCa, DEFAULT_HOST};
 
 #[derive(Clone, Debug)]
 pub struct StandInOptions {
-    /// Cluster endpoint: the token's host and the certificate's SAN.
+    /// The endpoint: the token's host and the certificate's SAN.
     pub host: String,
     /// Port tokens are signed for; the real server listens elsewhere.
     pub advertised_port: u16,
@@ -35,7 +35,7 @@ pub struct StandInOptions {
 impl Default for StandInOptions {
     fn default() -> Self {
         Self {
-            host: DEFAULT_CLUSTER_HOST.to_owned(),
+            host: DEFAULT_HOST.to_owned(),
             advertised_port: 5432,
             region: "us-east-1".to_owned(),
             session_lifetime: Duration::from_secs(3600),

@@ -11,8 +11,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Default cluster endpoint of the stand-in.
-pub const DEFAULT_CLUSTER_HOST: &str = "standin.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com";
+/// Default endpoint of the stand-in: an instance-style RDS name, so `topology = auto` leaves
+/// it alone (a PostgreSQL reached by IAM, as an RDS instance is). The Aurora cluster stand-in
+/// (`aurora/`) has the cluster and reader endpoints.
+pub const DEFAULT_HOST: &str = "standin.c0ffee123abc.us-east-1.rds.amazonaws.com";
 
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,

@@ -190,7 +190,13 @@ async fn check_for_a_user_without_rds_iam_says_grant_rds_iam() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_with_a_rejected_token_lists_the_iam_causes_and_fixes() {
-    let s = common::standin().await;
+    // Named as an Aurora cluster endpoint: the fixes name the cluster (the topology cannot be
+    // read from the stand-in, which `check` only warns about, after the walk fails here).
+    let s = common::standin_with(standin::StandInOptions {
+        host: "standin.cluster-c0ffee123abc.us-east-1.rds.amazonaws.com".into(),
+        ..standin::StandInOptions::default()
+    })
+    .await;
     // The server side sees every token as expired: a token the database refuses.
     s.checker().set_clock_skew(3600);
     let stub = AwsStub::start();

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use matrix::{Matrix, Status};
-use standin::ProxyProcess;
+use standin::{Aurora, AuroraOptions, ProxyCommand, ProxyProcess, StandIn};
 use tokio::process::Command;
 
 /// Bound of one client program's whole run.
@@ -66,7 +66,7 @@ enum TlsProxy {
     Broken(String),
 }
 
-fn start_tls_proxy(s: &standin::StandIn, mode: &Mode) -> TlsProxy {
+fn start_tls_proxy(backend: &Backend<'_>, mode: &Mode) -> TlsProxy {
     let help = std::process::Command::new(common::PROXY_BIN)
         .arg("--help")
         .output()
@@ -79,7 +79,8 @@ fn start_tls_proxy(s: &standin::StandIn, mode: &Mode) -> TlsProxy {
                 .into(),
         );
     }
-    let proxy = match common::proxy_for(s)
+    let proxy = match backend
+        .proxy()
         .args(["--client-tls", "self-signed"])
         .args(mode.args.iter().copied())
         .spawn()
@@ -292,18 +293,62 @@ fn os_name() -> String {
 struct Mode {
     title: &'static str,
     args: &'static [&'static str],
+    /// In front of the Aurora stand-in cluster's cluster endpoint, following its topology.
+    aurora: bool,
 }
 
-/// Every client, every feature, once with the raw splice and once with pooled server
-/// connections (a pool of one per key, so the features' sessions reuse one another's).
+/// What the proxy of one pass sits in front of.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    StandIn(&'a StandIn),
+    Aurora(&'a Aurora),
+}
+
+impl Backend<'_> {
+    /// The proxy for database `appdb`, the client choosing the user.
+    fn proxy(&self) -> ProxyCommand {
+        match self {
+            Backend::StandIn(s) => common::proxy_for(s),
+            Backend::Aurora(a) => ProxyCommand::new(common::PROXY_BIN)
+                .arg(format!("postgres://{}/appdb", a.cluster_host()))
+                .args(["--ca-file", a.ca_file().to_str().unwrap()])
+                .args(a.resolve_args())
+                .envs(a.credentials_env()),
+        }
+    }
+}
+
+/// The Aurora stand-in with `iam_user` owning `appdb`, as the plain stand-in has them.
+async fn aurora() -> Aurora {
+    let a = Aurora::start(AuroraOptions::default())
+        .await
+        .expect("the Aurora stand-in starts");
+    a.create_iam_user("iam_user").await.expect("iam_user");
+    a.on_writer("CREATE DATABASE appdb OWNER iam_user")
+        .await
+        .expect("appdb");
+    a
+}
+
+/// Every client, every feature, with the raw splice, with pooled server connections (a pool
+/// of one per key, so the features' sessions reuse one another's), and through the Aurora
+/// stand-in's cluster endpoint with the topology followed (sessions sent to the writer
+/// instance's own endpoint).
 const MODES: &[Mode] = &[
     Mode {
         title: "`pool_mode = none` (default: a server connection per client, raw splice)",
         args: &[],
+        aurora: false,
     },
     Mode {
         title: "`pool_mode = session` (server connections reset with `DISCARD ALL` and reused; `pool_max_idle = 1`)",
         args: &["--pool-mode", "session", "--pool-max-idle", "1"],
+        aurora: false,
+    },
+    Mode {
+        title: "`topology = auto` against an Aurora-like cluster (writer and two streaming standbys; sessions go to the writer instance's endpoint)",
+        args: &[],
+        aurora: true,
     },
 ];
 
@@ -316,11 +361,34 @@ async fn client_matrix() {
         .prefix("clients-java-")
         .tempdir()
         .expect("temp dir");
+    let cluster = aurora().await;
+    let cluster_admin = cluster
+        .instance(0)
+        .superuser_client()
+        .await
+        .expect("writer superuser client");
     let mut sections = Vec::new();
     let mut failures = Vec::new();
     for mode in MODES {
-        let (m, reused) = run_mode(&s, &admin, mode, java_classes.path()).await;
-        if !mode.args.is_empty() {
+        let (backend, admin) = if mode.aurora {
+            (Backend::Aurora(&cluster), &cluster_admin)
+        } else {
+            (Backend::StandIn(&s), &admin)
+        };
+        let (m, reused) = run_mode(backend, admin, mode, java_classes.path()).await;
+        if mode.aurora {
+            // The topology pass must actually have gone to the instance endpoint.
+            let writer = format!("{}:5432", cluster.instance(0).names.host);
+            let to_instance = cluster
+                .instance(0)
+                .checker()
+                .records()
+                .into_iter()
+                .filter(|r| r.result.as_ref().is_ok_and(|v| v.endpoint == writer))
+                .count();
+            assert!(to_instance > 0, "no token was signed for {writer}");
+            eprintln!("topology pass: {to_instance} tokens signed for the writer instance");
+        } else if !mode.args.is_empty() {
             // The pooled pass must actually have reused connections.
             assert!(reused > 0, "no session reused a pooled server connection");
             eprintln!("pooled pass: {reused} sessions got a reused server connection");
@@ -353,7 +421,7 @@ async fn client_matrix() {
         body.push_str(&format!("## {title}\n\n"));
         body.push_str(&m.render(
             &format!(
-                "{generated} in {:.0?} for both passes (2-core CI machine size)",
+                "{generated} in {:.0?} for all passes (2-core CI machine size)",
                 started.elapsed()
             ),
             &environment,
@@ -378,24 +446,31 @@ async fn client_matrix() {
         failures.join("\n")
     );
     assert_eq!(stats.refused, 0, "tokens refused: {:?}", stats.refusals);
+    let stats = cluster.instance(0).checker().stats();
+    assert_eq!(
+        stats.refused, 0,
+        "writer refused tokens: {:?}",
+        stats.refusals
+    );
 }
 
 /// One pass of the matrix with the proxy in `mode`; also returns how many sessions got a
 /// reused server connection.
 async fn run_mode(
-    s: &standin::StandIn,
+    backend: Backend<'_>,
     admin: &tokio_postgres::Client,
     mode: &Mode,
     java_classes: &Path,
 ) -> (Matrix, usize) {
-    let proxy = common::proxy_for(s)
+    let proxy = backend
+        .proxy()
         .args(mode.args.iter().copied())
         .spawn()
         .expect("proxy starts");
     let addr = proxy.addr();
     let mut m = Matrix::default();
 
-    let tls_proxy = start_tls_proxy(s, mode);
+    let tls_proxy = start_tls_proxy(&backend, mode);
     let (tls_addr, tls_gap) = match &tls_proxy {
         TlsProxy::Up(p) => (Some(p.addr()), String::new()),
         TlsProxy::Missing(reason) => (None, reason.clone()),

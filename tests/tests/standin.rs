@@ -56,7 +56,7 @@ async fn current_user(client: &tokio_postgres::Client) -> String {
 #[tokio::test]
 async fn stand_in_starts_with_endpoint_ca_and_credentials_env() {
     let standin = start().await;
-    assert_eq!(standin.host(), standin::DEFAULT_CLUSTER_HOST);
+    assert_eq!(standin.host(), standin::DEFAULT_HOST);
     assert_eq!(standin.advertised_port(), 5432);
     assert!(standin.addr().ip().is_loopback());
     assert_ne!(standin.addr().port(), 5432);

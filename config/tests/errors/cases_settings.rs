@@ -51,6 +51,24 @@ pub const CASES: &[Case] = &[
         &["\"transaction\"", "none or session"],
     ),
     case(
+        &["--topology=rds", T],
+        &[],
+        "topology",
+        &["\"rds\"", "auto, aurora or off"],
+    ),
+    case(
+        &["--topology-refresh=0s", T],
+        &[],
+        "topology_refresh",
+        &["above zero"],
+    ),
+    case(
+        &[T],
+        &[("RDS_IAM_PROXY_MAX_REPLICA_LAG", "soon")],
+        "max_replica_lag",
+        &["\"soon\""],
+    ),
+    case(
         &["--pool-max-idle=-1", T],
         &[],
         "pool_max_idle",

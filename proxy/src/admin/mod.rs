@@ -110,7 +110,11 @@ async fn get_liveness() -> Response {
 }
 
 async fn get_readiness(State(state): State<AdminState>) -> Response {
-    answer(readiness(&state.lifecycle, &state.metrics.signers))
+    answer(readiness(
+        &state.lifecycle,
+        &state.metrics.signers,
+        &state.metrics.topology.health,
+    ))
 }
 
 async fn get_metrics(State(state): State<AdminState>) -> Response {

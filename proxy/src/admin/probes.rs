@@ -2,7 +2,7 @@
 //! state so they can be checked without HTTP.
 
 use super::lifecycle::Lifecycle;
-use crate::metrics::SignerWatch;
+use crate::metrics::{ClusterHealth, SignerWatch};
 
 /// A probe's verdict and a one-line explanation for whoever reads it with curl.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +44,13 @@ pub(super) fn liveness() -> Verdict {
     Verdict::ok("alive")
 }
 
-/// Ready while the listeners accept and every target's signer holds a valid token or
-/// unexpired credentials.
-pub(super) fn readiness(lifecycle: &Lifecycle, signers: &SignerWatch) -> Verdict {
+/// Ready while the listeners accept, every target's signer holds a valid token or
+/// unexpired credentials, and no followed Aurora cluster has every instance down.
+pub(super) fn readiness(
+    lifecycle: &Lifecycle,
+    signers: &SignerWatch,
+    clusters: &ClusterHealth,
+) -> Verdict {
     if !lifecycle.accepting() {
         return Verdict::failing(if lifecycle.stop_requested().is_some() {
             "shutting down: no longer accepting connections"
@@ -54,7 +58,7 @@ pub(super) fn readiness(lifecycle: &Lifecycle, signers: &SignerWatch) -> Verdict
             "not accepting connections yet"
         });
     }
-    let problems: Vec<String> = signers
+    let mut problems: Vec<String> = signers
         .reports()
         .into_iter()
         .filter(|r| !r.status.can_mint)
@@ -69,6 +73,7 @@ pub(super) fn readiness(lifecycle: &Lifecycle, signers: &SignerWatch) -> Verdict
             format!("cannot mint tokens for {}: {why}", r.targets.join(", "))
         })
         .collect();
+    problems.extend(clusters.problems());
     if problems.is_empty() {
         Verdict::ok("ready")
     } else {
@@ -86,18 +91,21 @@ mod tests {
         let life = Lifecycle::default();
         let signers = SignerWatch::default();
         assert!(
-            !readiness(&life, &signers).ok,
+            !readiness(&life, &signers, &ClusterHealth::default()).ok,
             "not before the listeners are bound"
         );
         life.set_accepting(true);
-        assert_eq!(readiness(&life, &signers), Verdict::ok("ready"));
+        assert_eq!(
+            readiness(&life, &signers, &ClusterHealth::default()),
+            Verdict::ok("ready")
+        );
         life.request_stop(StopReason::Terminate);
         assert!(
-            readiness(&life, &signers).ok,
+            readiness(&life, &signers, &ClusterHealth::default()).ok,
             "still accepting in the min delay"
         );
         life.set_accepting(false);
-        let verdict = readiness(&life, &signers);
+        let verdict = readiness(&life, &signers, &ClusterHealth::default());
         assert!(!verdict.ok);
         assert!(verdict.detail.contains("shutting down"), "{verdict:?}");
     }

@@ -1,6 +1,7 @@
-//! The admin listener's accept loop. Every wait is bounded: a header-read timeout, a cap on
-//! concurrent connections (a connection over it is closed at once, not queued behind the
-//! others) and a bound on request bodies, which no endpoint reads.
+//! The admin listener's accept loop. Every wait is bounded: a header-read timeout, a time
+//! limit on each connection, a cap on concurrent connections (a connection over it is closed
+//! at once, not queued behind the others) and a bound on request bodies, which no endpoint
+//! reads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const MAX_ADMIN_CONNECTIONS: usize = 32;
 /// hyper's read buffer, which bounds a request head (its minimum is 8 KiB).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// A connection's whole life, so one that stops reading its replies (hyper's writes have no
+/// timeout of their own) cannot hold a slot for ever; scrapers simply reconnect.
+pub(super) const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(30);
 /// How long open admin connections get to finish once the proxy stops.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
@@ -60,8 +64,12 @@ pub(super) async fn serve(listener: TcpListener, app: Router, stop: Cancellation
         let service = TowerToHyperService::new(app.clone().layer(Extension(peer_info(peer))));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+            match tokio::time::timeout(MAX_CONNECTION_LIFE, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+                }
+                Err(_) => tracing::debug!(%peer, "admin connection closed at its time limit"),
             }
             drop(permit);
         });

@@ -65,16 +65,18 @@ impl CancelMap {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the session of `target` at `addr` under its cancel key until the guard drops.
+    /// Records the session at `addr` (verified with `trust`) under its cancel key until the
+    /// guard drops.
     pub fn register(
         self: &Arc<Self>,
         key: (u32, Bytes),
         addr: SocketAddr,
+        trust: &Arc<ServerTrust>,
         target: &TargetContext,
     ) -> CancelGuard {
         let route = CancelRoute {
             addr,
-            trust: target.tls.clone(),
+            trust: trust.clone(),
             timeout: target.connect_timeout,
         };
         self.lock().insert(key.clone(), route);

@@ -40,6 +40,8 @@ pub(crate) enum ClientError {
     TooManyConnections(usize),
     #[error("proxy is shutting down")]
     ShuttingDown,
+    #[error("the Aurora writer changed; session on the old writer closed")]
+    WriterChanged,
     #[error("client requested TLS directly but local TLS is not configured")]
     DirectTlsRefused,
     #[error("local TLS handshake with the client failed: {0}")]
@@ -85,6 +87,7 @@ impl ClientError {
             Self::NoUser => Outcome::NoUser,
             Self::TooManyConnections(_) => Outcome::TooManyConnections,
             Self::ShuttingDown => Outcome::ShuttingDown,
+            Self::WriterChanged => Outcome::WriterChanged,
             Self::Upstream(e) => Outcome::from(&**e),
         }
     }
@@ -103,7 +106,7 @@ impl UserFacing for ClientError {
             Self::ClientAuth { source, .. } => source.sqlstate(),
             Self::NoUser | Self::TlsRequired => SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
             Self::TooManyConnections(_) => SqlState::TOO_MANY_CONNECTIONS,
-            Self::ShuttingDown => SqlState::ADMIN_SHUTDOWN,
+            Self::ShuttingDown | Self::WriterChanged => SqlState::ADMIN_SHUTDOWN,
             Self::Upstream(e) => e.sqlstate(),
         }
     }
@@ -125,6 +128,7 @@ impl UserFacing for ClientError {
             Self::NoUser => "no user name in the startup packet: connect with a user (psql -U NAME) or start the proxy with --user".into(),
             Self::TooManyConnections(n) => format!("too many client connections (max_connections = {n}): close idle connections or raise --max-connections"),
             Self::ShuttingDown => "the proxy is shutting down: reconnect shortly".into(),
+            Self::WriterChanged => "the Aurora writer changed: reconnect to reach the new writer".into(),
             Self::TlsRequired => "TLS required: this proxy accepts remote clients, so every client must connect with TLS (sslmode=require or stronger)".into(),
             Self::DirectTlsNoAlpn => "direct TLS connections must negotiate ALPN protocol \"postgresql\": use a PostgreSQL 17+ client or sslnegotiation=postgres".into(),
             Self::ClientAuth { user, source: ScramError::InvalidProof } => format!("password authentication failed for user \"{user}\": connect with the proxy's client_password"),
@@ -162,6 +166,7 @@ mod tests {
             ClientError::NoUser,
             ClientError::ClientGone,
             ClientError::ShuttingDown,
+            ClientError::WriterChanged,
             ClientError::TooManyConnections(1),
             ClientError::StartupTimeout(std::time::Duration::from_secs(1)),
             ClientError::DirectTlsNoAlpn,

@@ -61,21 +61,30 @@ struct SessionLog {
     kept: bool,
 }
 
+/// Who connected: the address for the log, and whether it came over a unix socket (which
+/// only local processes the socket's mode lets in can reach, and where libpq never offers
+/// TLS).
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub addr: String,
+    pub unix: bool,
+}
+
 /// Serves one accepted client connection to completion.
 pub(crate) async fn serve<S: ClientIo>(
     socket: S,
-    peer: String,
+    peer: Peer,
     route: Arc<Route>,
     shared: Arc<Shared>,
     admission: Admission,
 ) {
     let target = &route.target.name;
-    let span = tracing::info_span!("conn", target = %target, client = %peer);
+    let span = tracing::info_span!("conn", target = %target, client = %peer.addr);
     async {
         let started = Instant::now();
         let active = shared.metrics.connection_opened(target);
         let mut log = SessionLog::default();
-        let result = pipeline(socket, &route, &shared, admission, &mut log).await;
+        let result = pipeline(socket, &route, &shared, admission, peer.unix, &mut log).await;
         drop(active);
         let outcome = match &result {
             Ok(outcome) => *outcome,
@@ -114,6 +123,8 @@ struct Stages<'a> {
     route: &'a Route,
     shared: &'a Shared,
     bounds: StartupBounds<'a>,
+    /// The client came over a unix socket.
+    unix: bool,
 }
 
 async fn pipeline<S: ClientIo>(
@@ -121,6 +132,7 @@ async fn pipeline<S: ClientIo>(
     route: &Route,
     shared: &Shared,
     admission: Admission,
+    unix: bool,
     log: &mut SessionLog,
 ) -> Result<Outcome, ClientError> {
     // A client over max_connections holds a descriptor while it is told so: it gets a short
@@ -138,6 +150,7 @@ async fn pipeline<S: ClientIo>(
         route,
         shared,
         bounds: StartupBounds::new(timeout, &shared.close_all),
+        unix,
     };
     let (mut client, startup, leftover) = match handshake(socket, tls, &cx.bounds).await? {
         Handshake::Cancel(request) => {
@@ -244,9 +257,16 @@ async fn splice_from<S: ClientIo, W: Watch>(
             return Ok(SpliceEnd::ClientLeft);
         }
     }
+    let superseded = async {
+        match server.instance.as_mut() {
+            Some(instance) => instance.superseded().await,
+            None => std::future::pending().await,
+        }
+    };
     let (moved, end) = tokio::select! {
         ended = splice(client, &mut server.stream, Some(meters), watch) => ended,
         () = cx.shared.close_all.cancelled() => return Err(ClientError::ShuttingDown),
+        () = superseded => return Err(ClientError::WriterChanged),
     };
     log.moved = moved;
     Ok(end)
@@ -264,8 +284,9 @@ async fn setup<S: ClientIo>(
 ) -> Result<(ServerSession, Option<CancelGuard>, BytesMut), ClientError> {
     admit(admission)?;
     let user = identify(&mut startup, cx, log)?;
-    // Before the password exchange, which a passive listener would otherwise see.
-    if cx.route.client.require_tls && !client.is_tls() {
+    // Before the password exchange, which a passive listener would otherwise see. A unix
+    // socket never leaves the host (and libpq never offers TLS on one).
+    if cx.route.client.require_tls && !client.is_tls() && !cx.unix {
         return Err(ClientError::TlsRequired);
     }
     let leftover = authenticate(client, cx, &user, leftover).await?;
@@ -276,10 +297,11 @@ async fn setup<S: ClientIo>(
     );
     let mut server = server_session(cx, &startup, &user).await?;
     let target = &cx.route.target;
-    let cancel_key = server
-        .backend_key
-        .take()
-        .map(|key| cx.shared.cancel.register(key, server.addr, target));
+    let cancel_key = server.backend_key.take().map(|key| {
+        cx.shared
+            .cancel
+            .register(key, server.addr, &server.trust, target)
+    });
     greet(client, &mut server).await?;
     Ok((server, cancel_key, leftover))
 }
@@ -311,7 +333,15 @@ async fn server_session(
 ) -> Result<ServerSession, ClientError> {
     let started = Instant::now();
     let target = &cx.route.target;
-    let server = upstream::open(target, cx.route.pool.as_ref(), startup, user).await?;
+    let route = cx.route;
+    let server = upstream::open(
+        target,
+        route.pool.as_ref(),
+        route.topology.as_deref(),
+        startup,
+        user,
+    )
+    .await?;
     let metrics = &cx.shared.metrics;
     metrics.server_session(&target.name, server.reused);
     if !server.reused {

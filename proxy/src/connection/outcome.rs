@@ -20,6 +20,8 @@ pub(crate) enum Outcome {
     NoUser,
     TooManyConnections,
     ShuttingDown,
+    /// Closed on an Aurora writer that is no longer the writer.
+    WriterChanged,
     NoCredentials,
     AuthFailed,
     ConnectTimeout,
@@ -41,6 +43,7 @@ impl Outcome {
             Outcome::NoUser => "no_user",
             Outcome::TooManyConnections => "too_many_connections",
             Outcome::ShuttingDown => "shutting_down",
+            Outcome::WriterChanged => "writer_changed",
             Outcome::NoCredentials => "no_credentials",
             Outcome::AuthFailed => "auth_failed",
             Outcome::ConnectTimeout => "connect_timeout",
@@ -57,7 +60,7 @@ impl From<&UpstreamError> for Outcome {
             E::Signer(_) => Outcome::NoCredentials,
             E::TokenRejected { .. } | E::NotIamUser { .. } => Outcome::AuthFailed,
             E::Server { .. } => Outcome::ServerError,
-            E::Timeout(_) | E::RateLimited(_) => Outcome::ConnectTimeout,
+            E::Timeout(_) | E::RateLimited(_) | E::NoInstance { .. } => Outcome::ConnectTimeout,
             E::Tls { .. } | E::TlsRefused { .. } | E::TlsUnexpectedResponse { .. } => {
                 Outcome::TlsFailed
             }

@@ -7,7 +7,7 @@ use rds_iam_protocol::scram::ScramSecret;
 use tokio_rustls::TlsAcceptor;
 
 use crate::targets::TargetContext;
-use crate::upstream::Pool;
+use crate::upstream::{Follow, Pool};
 
 /// One listener's current configuration.
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub(crate) struct Route {
     pub target: Arc<TargetContext>,
     /// The target's server connection pool, when its `pool_mode` is `session`.
     pub pool: Option<Arc<Pool>>,
+    /// The Aurora cluster the target follows, when its `topology` is on.
+    pub topology: Option<Arc<Follow>>,
     pub client: Arc<ClientPolicy>,
 }
 

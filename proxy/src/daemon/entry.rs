@@ -54,6 +54,8 @@ async fn run_proxy(
     env: Environment,
     early_hangup: Option<EarlyHangup>,
 ) -> u8 {
+    // Before the settings, which may hold client_password.
+    let held = limits::hold_off_core_dumps();
     let settings = match rds_iam_config::load(&args, env.vars()) {
         Ok(s) => s,
         Err(e) => {
@@ -62,7 +64,7 @@ async fn run_proxy(
         }
     };
     logging::init(settings.log_format, &settings.log_level);
-    let limits = limits::apply(settings.allow_core_dumps);
+    let limits = limits::apply(held, settings.allow_core_dumps);
     tracing::info!(
         open_files = limits.open_files,
         core_dumps = limits.core_dumps,

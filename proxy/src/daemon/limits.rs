@@ -13,9 +13,36 @@ pub(super) struct Applied {
     pub core_dumps: bool,
 }
 
-/// Applies both; a failure is logged and the start goes on (a container may forbid it).
-pub(super) fn apply(allow_core_dumps: bool) -> Applied {
-    let core_dumps = allow_core_dumps || !forbid_core_dumps();
+/// Core dumps held off before the settings (and their secrets) are read: the soft
+/// `RLIMIT_CORE` at 0 and the process not dumpable, the hard limit kept so that
+/// `allow_core_dumps` can undo it.
+pub(super) struct HeldOff {
+    before: Rlimit,
+}
+
+pub(super) fn hold_off_core_dumps() -> HeldOff {
+    let before = getrlimit(Resource::Core);
+    let _ = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: before.maximum,
+        },
+    );
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    HeldOff { before }
+}
+
+/// Applies both once the settings are known; a failure is logged and the start goes on (a
+/// container may forbid it).
+pub(super) fn apply(held: HeldOff, allow_core_dumps: bool) -> Applied {
+    let core_dumps = if allow_core_dumps {
+        let _ = setrlimit(Resource::Core, held.before);
+        let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable);
+        true
+    } else {
+        !forbid_core_dumps()
+    };
     Applied {
         open_files: raise_open_files(),
         core_dumps,

@@ -188,12 +188,20 @@ impl State {
             .collect();
         let pools = &mut self.running.pools;
         pools.update(&targets, &settings.pool, &self.running.shared.metrics);
+        let topology = &mut self.running.topology;
+        topology.update(
+            &targets,
+            &settings.topology,
+            &self.running.shared.metrics.topology,
+        );
         let pools = &self.running.pools;
+        let topology = &self.running.topology;
         let route = |name: &str| {
             let target = targets.iter().find(|t| t.name == name)?;
             Some(Arc::new(Route {
                 target: target.clone(),
                 pool: pools.get(name),
+                topology: topology.get(name),
                 client: client.clone(),
             }))
         };

@@ -17,7 +17,7 @@ use crate::connection::{ClientPolicy, Route, Shared};
 use crate::listen::{bind_addr, client_policy, ClientPolicyError, ListenError, Listeners};
 use crate::metrics::Metrics;
 use crate::targets::{TargetBuilder, TargetContext, TargetError};
-use crate::upstream::PoolSet;
+use crate::upstream::{PoolSet, TopologySet};
 
 /// How long the admin endpoint gets to finish in-flight replies once the drain is over.
 const ADMIN_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -56,6 +56,8 @@ pub(super) struct Running {
     pub targets: Vec<Arc<TargetContext>>,
     /// The pools of targets with `pool_mode = "session"`.
     pub pools: PoolSet,
+    /// The monitors of Aurora clusters that targets follow (`topology`).
+    pub topology: TopologySet,
     pub shared: Arc<Shared>,
 }
 
@@ -81,6 +83,7 @@ pub(crate) async fn serve(
     metrics.signers.set(targets.clone());
     let builder = running.builder.clone();
     let pools = running.pools.stopper();
+    let monitors = running.topology.stopper();
     let reloader = Reloader::start(running, listeners.control(), hangup, hangup_pending);
     let admin_stop = CancellationToken::new();
     let admin = match settings.admin_listen {
@@ -116,6 +119,7 @@ pub(crate) async fn serve(
     listeners.stop().await;
     let closed_by_force = drain(&shared, max_delay).await;
     pools.finish(ADMIN_STOP_GRACE).await;
+    monitors.cancel();
     let reason = lifecycle.stop_requested().unwrap_or(StopReason::Terminate);
     let code = reason.exit_code(settings.exit_zero_on_sigterm);
     tracing::info!(closed_by_force, exit_code = code, "stopped");
@@ -148,12 +152,15 @@ async fn start(
             region = %context.region,
             dial = %format!("{}:{}", context.dial.0, context.dial.1),
             pool_mode = context.pool_mode.label(),
+            topology = context.cluster.as_ref().map_or("off", |c| c.role.label()),
             "target ready"
         );
         targets.push(context);
     }
     let mut pools = PoolSet::default();
     pools.update(&targets, &settings.pool, &shared.metrics);
+    let mut topology = TopologySet::default();
+    topology.update(&targets, &settings.topology, &shared.metrics.topology);
     let mut bound = Vec::new();
     for (target, context) in settings.targets.iter().zip(&targets) {
         for addr in &target.listen {
@@ -161,6 +168,7 @@ async fn start(
             let route = Arc::new(Route {
                 target: context.clone(),
                 pool: pools.get(&context.name),
+                topology: topology.get(&context.name),
                 client: client.clone(),
             });
             bound.push((addr.clone(), listener, route));
@@ -178,6 +186,7 @@ async fn start(
         client,
         targets,
         pools,
+        topology,
         shared,
     })
 }

@@ -22,6 +22,8 @@ pub(crate) async fn warm_up(targets: &[Arc<TargetContext>]) {
             let request = t.token_request(user);
             let what = format!("the first token for target {} user {user}", t.name);
             retry(&what, || t.signer.token(&request)).await;
+            // The operator named this user, not a client: keep its token fresh from now on.
+            t.signer.confirm(&request);
         }
     }
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::accept_errors::{AcceptErrors, ACCEPT_ERROR_BACKOFF};
 use super::policy::RouteHandle;
 use super::socket::Listener;
-use crate::connection::{serve, Shared};
+use crate::connection::{serve, Peer, Shared};
 
 /// Accepts on `listener` until `stop` fires, then closes it.
 pub(super) async fn accept_loop(
@@ -56,16 +56,24 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &Listener) -> std::io::Result<(Accepted, String)> {
+async fn accept(listener: &Listener) -> std::io::Result<(Accepted, Peer)> {
     match listener {
         Listener::Tcp(l) => {
             let (s, peer) = l.accept().await?;
             s.set_nodelay(true)?;
-            Ok((Accepted::Tcp(s), peer.to_string()))
+            let peer = Peer {
+                addr: peer.to_string(),
+                unix: false,
+            };
+            Ok((Accepted::Tcp(s), peer))
         }
         Listener::Unix(u) => {
             let (s, _) = u.listener.accept().await?;
-            Ok((Accepted::Unix(s), format!("unix:{}", u.path.display())))
+            let peer = Peer {
+                addr: format!("unix:{}", u.path.display()),
+                unix: true,
+            };
+            Ok((Accepted::Unix(s), peer))
         }
     }
 }

@@ -28,9 +28,15 @@ pub(super) async fn bind(path: &Path, mode: u32) -> Result<Listener, ListenError
     // Nobody else can reach `staged` (its directory is ours, 0700), so the mode is set before
     // the socket is reachable at all.
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
-    // Checked again right before the rename, which would replace whatever is there.
+    // A hard link, unlike a rename, never replaces what may have appeared at `path` since:
+    // it fails instead. The staged name goes with the private directory.
     clear_stale(path).await?;
-    std::fs::rename(&staged, path).map_err(bind_err)?;
+    std::fs::hard_link(&staged, path).map_err(|source| match source.kind() {
+        io::ErrorKind::AlreadyExists => ListenError::InUse {
+            path: path.to_owned(),
+        },
+        _ => bind_err(source),
+    })?;
     Ok(Listener::Unix(UnixSocket {
         listener,
         path: path.to_owned(),
@@ -38,17 +44,28 @@ pub(super) async fn bind(path: &Path, mode: u32) -> Result<Listener, ListenError
 }
 
 /// Changes the mode of a socket this process listens on (SIGHUP), without following a
-/// symlink put in its place.
+/// symlink put in its place: the path is opened once without following links, the opened
+/// file checked to be a socket, and that same file's mode changed (through its descriptor's
+/// `/proc` entry, as `fchmod` does not take an `O_PATH` descriptor).
 pub(crate) fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(path)?;
-    if !meta.file_type().is_socket() {
+    use rustix::fs::{fstat, open, FileType, Mode, OFlags};
+    let fd = open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = fstat(&fd)?;
+    let file_type = FileType::from_raw_mode(stat.st_mode);
+    if file_type != FileType::Socket {
+        let meta = std::fs::symlink_metadata(path)?;
         return Err(io::Error::other(format!(
             "{} is no longer a socket ({})",
             path.display(),
             kind(&meta.file_type())
         )));
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    std::fs::set_permissions(by_fd, std::fs::Permissions::from_mode(mode))
 }
 
 /// Removes a socket nobody accepts on; refuses a live one and anything that is not a socket.
@@ -104,7 +121,9 @@ impl PrivateDir {
     fn create(parent: &Path) -> io::Result<PrivateDir> {
         let pid = std::process::id();
         for attempt in 0..100u32 {
-            let path = parent.join(format!(".rds-iam-proxy.{pid}.{attempt}"));
+            // Short: the staged socket's path must fit the 107 bytes a socket address holds
+            // wherever the final `.s.PGSQL.PORT` does.
+            let path = parent.join(format!(".r{pid}.{attempt}"));
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => return Ok(PrivateDir { path }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

@@ -3,8 +3,10 @@
 //! Token and credential figures are read from the signers at scrape time (see `signers`).
 
 mod signers;
+mod topology;
 
 pub(crate) use signers::SignerWatch;
+pub(crate) use topology::{ClusterHealth, TopologyMetrics};
 
 use std::sync::Arc;
 
@@ -33,6 +35,12 @@ pub(crate) struct DirectionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RoleLabel {
+    pub target: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReasonLabel {
     pub target: String,
     pub reason: String,
@@ -50,6 +58,8 @@ pub(crate) struct Metrics {
     pub pool_idle: Family<TargetLabel, Gauge>,
     pub pool_discards_total: Family<ReasonLabel, Counter>,
     pub cancel_requests_total: Family<ResultLabel, Counter>,
+    /// Aurora topology figures, and the clusters readiness checks.
+    pub topology: TopologyMetrics,
     /// Targets and their signers, read by the scrape-time collector and by readiness.
     pub signers: SignerWatch,
     pub registry: Arc<Registry>,
@@ -161,6 +171,8 @@ impl Metrics {
             "CancelRequests by result (forwarded, unknown, failed)",
             cancel_requests_total.clone(),
         );
+        let topology = TopologyMetrics::default();
+        topology.register(&mut registry);
         let signers = SignerWatch::default();
         registry.register_collector(Box::new(signers.clone()));
         Metrics {
@@ -174,6 +186,7 @@ impl Metrics {
             pool_idle,
             pool_discards_total,
             cancel_requests_total,
+            topology,
             signers,
             registry: Arc::new(registry),
         }

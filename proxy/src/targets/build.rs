@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rds_iam_config::{CaFile, Resolve, Settings, Target};
+use rds_iam_config::{CaFile, Resolve, Settings, Target, Topology};
 use rds_iam_signer::SignerError;
 
 use super::ca_bundle::{self, AutoCaError};
 use super::tls::{server_trust, TlsConfigError};
-use super::{resolve_region, RateLimiter, SignerPool, TargetContext};
+use super::{resolve_region, ClusterEndpoint, Endpoint, RateLimiter, SignerPool, TargetContext};
 
 /// Why a target could not be built. All but `Signer` are settings problems (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,8 @@ pub(crate) enum TargetError {
     NoCaBundle { target: String, source: AutoCaError },
     #[error("target {target}: cannot tell the signing region of {host}: set region (--region or ?region=) or AWS_REGION")]
     NoRegion { target: String, host: String },
+    #[error("target {target}: topology = aurora, but {host} is not an Aurora cluster or reader endpoint (NAME.cluster-ID.REGION.rds.amazonaws.com or NAME.cluster-ro-...): set topology = off, or name the cluster endpoint")]
+    NotAurora { target: String, host: String },
     #[error("AWS configuration: {0}")]
     Signer(#[from] SignerError),
 }
@@ -29,7 +31,10 @@ pub(crate) enum TargetError {
 impl TargetError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Tls { .. } | Self::NoCaBundle { .. } | Self::NoRegion { .. } => 2,
+            Self::Tls { .. }
+            | Self::NoCaBundle { .. }
+            | Self::NoRegion { .. }
+            | Self::NotAurora { .. } => 2,
             Self::Signer(_) => 1,
         }
     }
@@ -85,19 +90,40 @@ impl TargetBuilder {
                 target: target.name.clone(),
                 host: target.host.clone(),
             })?;
+        let cluster = match target.topology {
+            Topology::Off => None,
+            Topology::Auto => ClusterEndpoint::parse(&target.host),
+            Topology::Aurora => Some(ClusterEndpoint::parse(&target.host).ok_or_else(|| {
+                TargetError::NotAurora {
+                    target: target.name.clone(),
+                    host: target.host.clone(),
+                }
+            })?),
+        };
+        let dial = target
+            .connect_to
+            .clone()
+            .or_else(|| Resolve::lookup(&settings.resolve, &target.host, target.port))
+            .unwrap_or_else(|| (target.host.clone(), target.port));
+        let tls = Arc::new(tls);
         Ok(TargetContext {
+            endpoint: Arc::new(Endpoint {
+                host: target.host.clone(),
+                port: target.port,
+                dial: dial.clone(),
+                trust: tls.clone(),
+                instance: None,
+            }),
+            cluster,
+            resolve: settings.resolve.clone(),
             name: target.name.clone(),
             host: target.host.clone(),
             port: target.port,
             region,
             database: target.database.clone(),
             forced_user: target.user.clone(),
-            dial: target
-                .connect_to
-                .clone()
-                .or_else(|| Resolve::lookup(&settings.resolve, &target.host, target.port))
-                .unwrap_or_else(|| (target.host.clone(), target.port)),
-            tls: Arc::new(tls),
+            dial,
+            tls,
             signer,
             rate: RateLimiter::new(settings.max_connect_rate),
             connect_timeout: settings.connect_timeout,

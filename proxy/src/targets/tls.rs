@@ -53,7 +53,7 @@ pub(super) fn server_trust(ca_file: &Path, host: &str) -> Result<ServerTrust, Tl
         config: client_config(&ca_pem, ca_file)?,
         server_name,
         host: host.to_owned(),
-        ca_pem,
+        ca_pem: ca_pem.into(),
     })
 }
 
@@ -78,6 +78,22 @@ fn client_config(pem: &[u8], ca_file: &Path) -> Result<Arc<ClientConfig>, TlsCon
         .with_custom_certificate_verifier(Arc::new(CachingVerifier::new(webpki)))
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// A trust with no CA, for unit tests that never dial.
+#[cfg(test)]
+pub(crate) fn test_trust() -> ServerTrust {
+    let config = ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .expect("default versions")
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    ServerTrust {
+        config: Arc::new(config),
+        server_name: ServerName::try_from("db.example.com").expect("a valid name"),
+        host: "db.example.com".into(),
+        ca_pem: Arc::from(&b""[..]),
+    }
 }
 
 #[cfg(test)]

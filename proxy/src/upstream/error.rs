@@ -23,6 +23,8 @@ pub(crate) enum UpstreamError {
     },
     #[error("no connection to the database within {0:?} (connect_timeout)")]
     Timeout(Duration),
+    #[error("no {role} instance of Aurora cluster {cluster} answered within connect_timeout")]
+    NoInstance { cluster: String, role: &'static str },
     #[error(transparent)]
     RateLimited(#[from] crate::targets::RateLimited),
     #[error("the database at {addr} refused TLS (answered N to SSLRequest)")]
@@ -61,6 +63,22 @@ pub(crate) enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Whether the server could not be reached at all (so another instance may be tried):
+    /// not a refusal by a server that answered.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Resolve { .. }
+            | Self::NoAddress { .. }
+            | Self::Connect { .. }
+            | Self::TlsRefused { .. }
+            | Self::Closed
+            | Self::Io(_) => true,
+            // The instance is starting up, shutting down or in recovery after a crash.
+            Self::Server { fields, .. } => fields.code.starts_with("57P"),
+            _ => false,
+        }
+    }
+
     /// The raw ErrorResponse to forward unchanged, when the database sent one we pass through.
     pub fn server_frame(&self) -> Option<&Bytes> {
         match self {

@@ -4,6 +4,7 @@
 //! TCP, TLS, IAM auth) and giving it back closes it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -15,13 +16,21 @@ use super::auth::{authenticate, Authenticated};
 use super::dial::dial;
 use super::pool::{Lease, Pool, PoolKey};
 use super::tls::start_tls;
+use super::topology::{Follow, InstanceSession, Pick};
 use super::{UpstreamError, UpstreamStream};
-use crate::targets::TargetContext;
+use crate::targets::{Endpoint, Role, ServerTrust, TargetContext};
+
+/// After an instance could not be reached, the pause before the topology is asked again.
+const UNREACHABLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// An authenticated server session, ready to splice.
 pub(crate) struct ServerSession {
     pub stream: UpstreamStream,
     pub addr: SocketAddr,
+    /// How the server was verified, for cancel requests to it.
+    pub trust: Arc<ServerTrust>,
+    /// The Aurora instance it is on, when the topology chose it.
+    pub instance: Option<InstanceSession>,
     /// What the client must be sent before the splice: the server's frames from
     /// AuthenticationOk to ReadyForQuery, and any bytes that followed.
     pub to_client: BytesMut,
@@ -45,32 +54,92 @@ impl ServerSession {
 }
 
 /// A server session for `startup` as `user`, within the target's connect timeout: from
-/// `pool` when it holds an idle connection with the same key, else a new connection. A
-/// rejected token is refreshed (new credentials, new token) and tried once more before the
-/// error reaches the client.
+/// `pool` when it holds an idle connection with the same key, else a new connection. With
+/// `topology`, to the instance it picks (waiting for one during a failover; an instance that
+/// cannot be reached is reported and another asked for). A rejected token is refreshed (new
+/// credentials, new token) and tried once more before the error reaches the client.
 pub(crate) async fn open(
     target: &TargetContext,
     pool: Option<&Arc<Pool>>,
+    topology: Option<&Follow>,
     startup: &StartupMessage,
     user: &str,
 ) -> Result<ServerSession, UpstreamError> {
     let deadline = Instant::now() + target.connect_timeout;
-    let pooled = pool.and_then(|p| PoolKey::of(startup).map(|key| (p, key)));
+    // Whether the time ran out waiting for the topology to offer an instance.
+    let waiting = AtomicBool::new(false);
     let get = async {
-        if let Some((pool, key)) = &pooled {
-            if let Some(session) = pool.reuse(key, startup.get("application_name")).await {
-                return Ok(session);
+        loop {
+            let endpoint = match topology {
+                Some(follow) => {
+                    waiting.store(true, Ordering::Relaxed);
+                    let pick = follow.pick(startup, user, deadline).await?;
+                    waiting.store(false, Ordering::Relaxed);
+                    match pick {
+                        Pick::Instance(endpoint) => endpoint,
+                        Pick::Endpoint => target.endpoint.clone(),
+                    }
+                }
+                None => target.endpoint.clone(),
+            };
+            if let (Some(pool), Some(follow), Some(id)) = (pool, topology, &endpoint.instance) {
+                if follow.role == Role::Writer {
+                    pool.follow_writer(id);
+                }
+            }
+            match open_at(target, pool, &endpoint, startup, user, deadline).await {
+                Err(e) if e.is_unreachable() && endpoint.instance.is_some() => {
+                    tracing::info!(host = %endpoint.host, error = %e, "Aurora instance unreachable; asking the topology again");
+                    if let Some(follow) = topology {
+                        follow.cluster.unreachable(&endpoint);
+                    }
+                    tokio::time::sleep(UNREACHABLE_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+                Ok(mut session) => {
+                    if let Some(follow) = topology {
+                        session.instance =
+                            follow.cluster.opened(follow.role, &endpoint, &target.name);
+                    }
+                    return Ok(session);
+                }
             }
         }
-        let mut session = connect_with_retry(target, startup, user, deadline).await?;
-        if let Some((pool, key)) = pooled {
-            session.lease = Some(pool.lease(key, &session));
-        }
-        Ok(session)
     };
-    tokio::time::timeout_at(deadline, get)
-        .await
-        .unwrap_or(Err(UpstreamError::Timeout(target.connect_timeout)))
+    match tokio::time::timeout_at(deadline, get).await {
+        Ok(result) => result,
+        Err(_) => Err(match topology {
+            Some(follow) if waiting.load(Ordering::Relaxed) => UpstreamError::NoInstance {
+                cluster: follow.cluster.name.clone(),
+                role: follow.role.label(),
+            },
+            _ => UpstreamError::Timeout(target.connect_timeout),
+        }),
+    }
+}
+
+/// A session at `endpoint`: pooled under a key that names its instance, else new.
+async fn open_at(
+    target: &TargetContext,
+    pool: Option<&Arc<Pool>>,
+    endpoint: &Endpoint,
+    startup: &StartupMessage,
+    user: &str,
+    deadline: Instant,
+) -> Result<ServerSession, UpstreamError> {
+    let pooled = pool.and_then(|p| {
+        PoolKey::of(startup).map(|key| (p, key.on_instance(endpoint.instance.clone())))
+    });
+    if let Some((pool, key)) = &pooled {
+        if let Some(session) = pool.reuse(key, startup.get("application_name")).await {
+            return Ok(session);
+        }
+    }
+    let mut session = connect_with_retry(target, endpoint, startup, user, deadline).await?;
+    if let Some((pool, key)) = pooled {
+        session.lease = Some(pool.lease(key, &session));
+    }
+    Ok(session)
 }
 
 /// How a client's session ended, as far as its server connection is concerned.
@@ -106,18 +175,21 @@ pub(crate) fn release(session: ServerSession, ending: Ending) -> bool {
     }
 }
 
-async fn connect_with_retry(
+/// A new connection to `endpoint`, with a token for its name; a rejected token is refreshed
+/// and tried once more.
+pub(super) async fn connect_with_retry(
     target: &TargetContext,
+    endpoint: &Endpoint,
     startup: &StartupMessage,
     user: &str,
     deadline: Instant,
 ) -> Result<ServerSession, UpstreamError> {
-    let request = target.token_request(user);
+    let request = target.token_request_for(endpoint, user);
     // The permit comes before the token: a flood of startups waits here instead of minting
     // (and keeping) a token each.
     target.rate.acquire(deadline).await?;
     let token = target.signer.token(&request).await?;
-    let session = match attempt(target, startup, &token, user).await {
+    let session = match attempt(endpoint, startup, &token, user).await {
         Err(UpstreamError::TokenRejected { fields, .. }) => {
             tracing::warn!(
                 code = %fields.code,
@@ -125,7 +197,7 @@ async fn connect_with_retry(
             );
             target.rate.acquire(deadline).await?;
             let token = target.signer.refresh_token(&request).await?;
-            attempt(target, startup, &token, user).await
+            attempt(endpoint, startup, &token, user).await
         }
         other => other,
     }?;
@@ -135,13 +207,13 @@ async fn connect_with_retry(
 }
 
 async fn attempt(
-    target: &TargetContext,
+    endpoint: &Endpoint,
     startup: &StartupMessage,
     token: &AuthToken,
     user: &str,
 ) -> Result<ServerSession, UpstreamError> {
-    let (tcp, addr) = dial(&target.dial.0, target.dial.1).await?;
-    let mut stream = start_tls(tcp, addr, &target.tls).await?;
+    let (tcp, addr) = dial(&endpoint.dial.0, endpoint.dial.1).await?;
+    let mut stream = start_tls(tcp, addr, &endpoint.trust).await?;
     let Authenticated {
         to_client,
         backend_key,
@@ -151,6 +223,8 @@ async fn attempt(
     Ok(ServerSession {
         stream,
         addr,
+        trust: endpoint.trust.clone(),
+        instance: None,
         to_client,
         backend_key,
         params,

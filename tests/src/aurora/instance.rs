@@ -32,6 +32,7 @@ pub(super) const SYNC: &str = "SET synchronous_commit = on; ";
 pub struct Instance {
     pub names: Names,
     pg: tokio::sync::Mutex<PgCluster>,
+    config: ClusterConfig,
     addr: SocketAddr,
     checker: Arc<TokenChecker>,
     _ldap: LdapServer,
@@ -69,14 +70,15 @@ impl Instance {
             ],
         };
         let pg = match primary {
-            None => PgCluster::create(config).await,
-            Some(p) => PgCluster::create_standby(&*p.pg.lock().await, config).await,
+            None => PgCluster::create(config.clone()).await,
+            Some(p) => PgCluster::create_standby(&*p.pg.lock().await, config.clone()).await,
         }
         .with_context(|| format!("starting {}", names.id))?;
         Ok(Instance {
             addr: pg.addr(),
             names,
             pg: tokio::sync::Mutex::new(pg),
+            config,
             checker,
             _ldap: ldap,
         })
@@ -97,6 +99,30 @@ impl Instance {
         self.pg.lock().await.superuser_client().await
     }
 
+    /// Superuser sessions to every database that takes connections (`template1` included, so
+    /// databases created later start with what it holds), each with `SYNC` applied.
+    pub(super) async fn every_database(&self) -> Result<Vec<tokio_postgres::Client>> {
+        let pg = self.pg.lock().await;
+        let names: Vec<String> = pg
+            .superuser_client()
+            .await?
+            .query(
+                "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut clients = Vec::new();
+        for name in names {
+            let client = pg.superuser_client_to(&name).await?;
+            client.batch_execute(SYNC).await?;
+            clients.push(client);
+        }
+        Ok(clients)
+    }
+
     pub async fn is_running(&self) -> bool {
         self.pg.lock().await.is_running()
     }
@@ -111,6 +137,17 @@ impl Instance {
 
     pub(super) async fn promote(&self) -> Result<()> {
         self.pg.lock().await.promote().await
+    }
+
+    /// Back as a hot standby of `primary`, at the same address (see
+    /// [`PgCluster::rejoin_as_standby`]).
+    pub(super) async fn rejoin(&self, primary: &Instance) -> Result<()> {
+        let primary = primary.pg.lock().await;
+        self.pg
+            .lock()
+            .await
+            .rejoin_as_standby(&primary, &self.config)
+            .await
     }
 
     pub(super) async fn follow(&self, primary: &Instance) -> Result<()> {

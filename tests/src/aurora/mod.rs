@@ -36,6 +36,9 @@ pub struct AuroraOptions {
     pub readers: usize,
     /// How long the cluster endpoint keeps naming the old writer after a failover.
     pub stale_dns: Duration,
+    /// After a failover the old writer comes back as a reader (at its old address, so a
+    /// stale cluster endpoint reaches a read-only instance), as Aurora reboots it.
+    pub rejoin_old_writer: bool,
 }
 
 impl Default for AuroraOptions {
@@ -46,6 +49,7 @@ impl Default for AuroraOptions {
             region: "us-east-1".into(),
             readers: 2,
             stale_dns: Duration::from_secs(20),
+            rejoin_old_writer: false,
         }
     }
 }
@@ -102,23 +106,30 @@ impl Aurora {
             .batch_execute("CREATE ROLE rds_iam NOLOGIN")
             .await
             .context("creating rds_iam")?;
-        client
-            .batch_execute(TOPOLOGY_SQL)
-            .await
-            .context("creating the topology functions")?;
-        for i in 0..=opts.readers {
-            let session = if i == 0 {
-                "MASTER_SESSION_ID".to_owned()
-            } else {
-                format!("{:08x}-reader", fastrand::u32(..))
-            };
-            client
-                .execute(
+        // Aurora serves the functions in every database: here each database has them and a
+        // copy of the topology table, which every change updates (template1 gives them to
+        // databases created later).
+        let sessions: Vec<String> = (0..=opts.readers)
+            .map(|i| {
+                if i == 0 {
+                    "MASTER_SESSION_ID".to_owned()
+                } else {
+                    format!("{:08x}-reader", fastrand::u32(..))
+                }
+            })
+            .collect();
+        for db in writer.every_database().await? {
+            db.batch_execute(TOPOLOGY_SQL)
+                .await
+                .context("creating the topology functions")?;
+            for (i, session) in sessions.iter().enumerate() {
+                db.execute(
                     "INSERT INTO aurora_standin.replicas (server_id, session_id, replica_lag_in_msec) \
                      VALUES ($1, $2, 0)",
-                    &[&names(i).id, &session],
+                    &[&names(i).id, session],
                 )
                 .await?;
+            }
         }
         let mut instances = vec![writer];
         for i in 1..=opts.readers {
@@ -246,14 +257,13 @@ impl Aurora {
     /// Sets what `aurora_replica_status()` says of instance `i`'s lag.
     pub async fn set_replica_lag(&self, i: usize, lag: Duration) -> Result<()> {
         let ms = lag.as_millis() as f32;
-        let client = self.instances[self.writer()].superuser_client().await?;
-        client.batch_execute(instance::SYNC).await?;
-        client
-            .execute(
+        for db in self.instances[self.writer()].every_database().await? {
+            db.execute(
                 "UPDATE aurora_standin.replicas SET replica_lag_in_msec = $1 WHERE server_id = $2",
                 &[&ms, &self.instances[i].names.id],
             )
             .await?;
+        }
         self.wait_replicated().await
     }
 
@@ -282,7 +292,8 @@ impl Aurora {
 
     /// Crashes the writer, promotes the running standby furthest ahead, re-points the other
     /// standbys at it and updates the topology; the cluster endpoint's DNS follows only
-    /// `stale_dns` after the crash. The old writer stays down.
+    /// `stale_dns` after the crash. The old writer stays down, or with `rejoin_old_writer`
+    /// comes back as a reader.
     pub async fn failover(&self) -> Result<Failover> {
         let started = Instant::now();
         let old = self.writer();
@@ -303,24 +314,34 @@ impl Aurora {
         self.instances[new].promote().await?;
         let promoted_after = started.elapsed();
         self.writer.store(new, Ordering::SeqCst);
-        let client = self.instances[new].superuser_client().await?;
-        client.batch_execute(instance::SYNC).await?;
-        client
-            .execute(
+        let databases = self.instances[new].every_database().await?;
+        for db in &databases {
+            db.execute(
                 "DELETE FROM aurora_standin.replicas WHERE server_id = $1",
                 &[&self.instances[old].names.id],
             )
             .await?;
-        client
-            .execute(
+            db.execute(
                 "UPDATE aurora_standin.replicas SET session_id = CASE WHEN server_id = $1 \
                  THEN 'MASTER_SESSION_ID' ELSE md5(random()::text) END",
                 &[&self.instances[new].names.id],
             )
             .await?;
+        }
         for (i, standby) in self.instances.iter().enumerate() {
             if i != old && i != new && standby.is_running().await {
                 standby.follow(&self.instances[new]).await?;
+            }
+        }
+        if self.opts.rejoin_old_writer {
+            self.instances[old].rejoin(&self.instances[new]).await?;
+            for db in &databases {
+                db.execute(
+                    "INSERT INTO aurora_standin.replicas (server_id, session_id, replica_lag_in_msec) \
+                     VALUES ($1, md5(random()::text), 0)",
+                    &[&self.instances[old].names.id],
+                )
+                .await?;
             }
         }
         let new_addr = self.instances[new].addr();

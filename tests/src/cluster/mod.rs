@@ -53,17 +53,35 @@ impl PgCluster {
     /// standby), configured with `config` and started.
     pub async fn create_standby(primary: &PgCluster, config: ClusterConfig) -> Result<Self> {
         let cluster = Self::empty()?;
-        let mut backup = cluster.command("pg_basebackup");
+        cluster.base_backup(primary).await?;
+        cluster.configure(&config)?;
+        cluster.start_on_a_free_port().await
+    }
+
+    /// A stopped cluster starts over as a hot standby of `primary` (a fresh base backup
+    /// configured with `config`), on its old port: Aurora's old writer rebooted as a reader.
+    pub async fn rejoin_as_standby(
+        &mut self,
+        primary: &PgCluster,
+        config: &ClusterConfig,
+    ) -> Result<()> {
+        self.stop().await?;
+        std::fs::remove_dir_all(self.data_dir()).context("removing the old data directory")?;
+        self.base_backup(primary).await?;
+        self.configure(config)?;
+        self.start().await
+    }
+
+    async fn base_backup(&self, primary: &PgCluster) -> Result<()> {
+        let mut backup = self.command("pg_basebackup");
         backup
             .arg("-D")
-            .arg(cluster.data_dir())
+            .arg(self.data_dir())
             .arg("-h")
             .arg(primary.socket_dir())
             .args(["-p", &primary.port.to_string(), "-U", SUPERUSER])
             .args(["-R", "-X", "stream", "--no-sync", "-c", "fast"]);
-        run(backup).await.context("pg_basebackup")?;
-        cluster.configure(&config)?;
-        cluster.start_on_a_free_port().await
+        run(backup).await.context("pg_basebackup")
     }
 
     fn empty() -> Result<Self> {
@@ -350,8 +368,13 @@ impl PgCluster {
 
     /// Connects as superuser; the connection task runs on the caller's runtime.
     pub async fn superuser_client(&self) -> Result<tokio_postgres::Client> {
+        self.superuser_client_to("postgres").await
+    }
+
+    /// [`superuser_client`](Self::superuser_client) to database `dbname`.
+    pub async fn superuser_client_to(&self, dbname: &str) -> Result<tokio_postgres::Client> {
         let (client, connection) = self
-            .superuser_config("postgres")
+            .superuser_config(dbname)
             .connect(tokio_postgres::NoTls)
             .await
             .context("superuser connection over the unix socket")?;

@@ -12,6 +12,7 @@ use crate::common::{proxy_for, spawn_with_admin, standin, PROXY_BIN};
 /// The proxy's `admin/serve.rs` limits, as documented.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ADMIN_CONNECTIONS: usize = 32;
+const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_non_loopback_admin_address_needs_allow_remote() {
@@ -59,19 +60,21 @@ async fn a_partial_request_head_is_cut_off_after_the_header_timeout() {
     let s = standin().await;
     let (proxy, admin) = spawn_with_admin(proxy_for(&s));
     let mut partial = TcpStream::connect(admin).await.unwrap();
+    let partial_at = Instant::now();
     partial
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
     let mut silent = TcpStream::connect(admin).await.unwrap();
-    let started = Instant::now();
+    let silent_at = Instant::now();
     let mut buf = [0u8; 256];
-    for sock in [&mut partial, &mut silent] {
+    for (sock, connected_at) in [(&mut partial, partial_at), (&mut silent, silent_at)] {
         let read = tokio::time::timeout(HEADER_READ_TIMEOUT * 3, sock.read(&mut buf)).await;
-        let waited = started.elapsed();
+        let waited = connected_at.elapsed();
+        // Closed without a reply (EOF or reset), not answered.
         assert!(
-            matches!(read, Ok(Ok(_)) | Ok(Err(_))),
-            "still open after {waited:?}"
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "not closed, or answered, after {waited:?}: {read:?}"
         );
         assert!(
             waited >= HEADER_READ_TIMEOUT - Duration::from_secs(1),
@@ -79,6 +82,35 @@ async fn a_partial_request_head_is_cut_off_after_the_header_timeout() {
         );
         println!("admin connection without a whole head closed after {waited:?}");
     }
+    assert_eq!(get(admin, "/liveness").await.0, 200);
+    drop(proxy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_replies_is_cut_off_at_the_connection_time_limit() {
+    let s = standin().await;
+    let (proxy, admin) = spawn_with_admin(proxy_for(&s));
+    let mut hog = TcpStream::connect(admin).await.unwrap();
+    let started = Instant::now();
+    // Pipelined requests whose replies are never read: hyper blocks writing them once the
+    // socket buffers are full, which no header timeout covers.
+    let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
+    let closed = async {
+        loop {
+            if hog.write_all(&request).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(MAX_CONNECTION_LIFE * 2, closed)
+        .await
+        .expect("the connection is closed at its time limit");
+    let waited = started.elapsed();
+    println!("admin connection that never read its replies closed after {waited:?}");
+    assert!(
+        waited >= MAX_CONNECTION_LIFE - Duration::from_secs(1),
+        "{waited:?}"
+    );
     assert_eq!(get(admin, "/liveness").await.0, 200);
     drop(proxy);
 }

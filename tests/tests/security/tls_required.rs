@@ -107,3 +107,54 @@ async fn allow_remote_refuses_plaintext_before_the_password_and_binds_scram_to_t
         "iam_user"
     );
 }
+
+/// A unix socket never leaves the host and libpq never offers TLS on one: with
+/// `--allow-remote` its clients still get in (with the client password), while TCP clients
+/// must use TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_remote_still_serves_unix_socket_clients_without_tls() {
+    let s = standin().await;
+    let sockets = tempfile::tempdir().unwrap();
+    let port = standin::cluster::free_port().unwrap();
+    let proxy = proxy_for(&s)
+        .args([
+            "--allow-remote",
+            "--client-tls",
+            "self-signed",
+            "--unix-socket",
+        ])
+        .arg(sockets.path().display().to_string())
+        .args(["--listen".to_owned(), format!("127.0.0.1:{port}")])
+        .env("RDS_IAM_PROXY_CLIENT_PASSWORD", PASSWORD)
+        .expect_listeners(2)
+        .spawn()
+        .unwrap();
+    // `unix:DIR/.s.PGSQL.N`: libpq finds it as host=DIR port=N.
+    let socket = proxy
+        .listening()
+        .iter()
+        .find_map(|l| l.strip_prefix("unix:"))
+        .expect("a unix listener")
+        .to_owned();
+    let unix_port = socket.rsplit('.').next().unwrap();
+    let unix = psql(&format!(
+        "host={} port={unix_port} user=iam_user dbname=appdb",
+        sockets.path().display()
+    ))
+    .await;
+    assert!(
+        unix.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unix.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&unix.stdout).trim(), "iam_user");
+    let tcp = psql(&format!(
+        "host=127.0.0.1 port={port} user=iam_user dbname=appdb sslmode=disable"
+    ))
+    .await;
+    assert!(
+        String::from_utf8_lossy(&tcp.stderr).contains("TLS required"),
+        "{}",
+        String::from_utf8_lossy(&tcp.stderr)
+    );
+}

@@ -18,7 +18,7 @@ use crate::commands::policy::aws_api::AwsApiError;
 use crate::commands::policy::sts::caller_identity;
 use crate::targets::{auto_paths, resolve_region, RegionSource, TargetBuilder, TargetContext};
 use crate::upstream::{
-    authenticate, connect_any, resolve, start_tls, UpstreamError, UpstreamStream,
+    authenticate, connect_any, describe_topology, resolve, start_tls, UpstreamError, UpstreamStream,
 };
 
 /// What the stages of one target's walk share.
@@ -47,7 +47,9 @@ pub async fn walk(
     let (tcp, addr) = walk.tcp().await?;
     let mut stream = walk.tls(tcp, addr).await?;
     walk.auth(&mut stream, addr, &token).await?;
-    walk.query(&mut stream).await
+    walk.query(&mut stream).await?;
+    walk.topology(&mut stream).await;
+    Ok(())
 }
 
 /// Whether the target pools server connections, and how.
@@ -122,7 +124,7 @@ async fn config<'a, 'r>(
     report.ok(
         "config",
         &format!(
-            "target {} → {}:{} as \"{user}\", database {}, region {}{}, dial {}:{}, CA bundle {}, {}",
+            "target {} → {}:{} as \"{user}\", database {}, region {}{}, dial {}:{}, CA bundle {}, {}, topology {}",
             target.name,
             target.host,
             target.port,
@@ -135,6 +137,9 @@ async fn config<'a, 'r>(
                 .as_ref()
                 .map_or("(auto)".into(), |p| p.display().to_string()),
             pooling(target, settings),
+            ctx.cluster
+                .as_ref()
+                .map_or("off", |c| c.role.label()),
         ),
     );
     let facts = Facts {
@@ -344,6 +349,28 @@ impl Walk<'_, '_> {
         );
         self.report.ok("query", &line);
         Ok(())
+    }
+}
+
+impl Walk<'_, '_> {
+    /// The Aurora topology, for a target that follows one: what the proxy would read. A
+    /// topology that cannot be read is a warning: the proxy then dials the endpoint by DNS.
+    async fn topology(&mut self, stream: &mut UpstreamStream) {
+        let Some(cluster) = self.ctx.cluster.clone() else {
+            return;
+        };
+        match tokio::time::timeout(self.timeout, describe_topology(stream, &cluster)).await {
+            Ok(Ok(lines)) => {
+                for line in lines {
+                    self.report.ok("topology", &line);
+                }
+            }
+            Ok(Err(why)) => self.report.warn(
+                "topology",
+                &format!("cannot read the Aurora topology ({why}): the proxy will dial {} by DNS; grant the user EXECUTE on pg_catalog.aurora_replica_status() or set topology = off", self.target.host),
+            ),
+            Err(_) => self.report.warn("topology", "no answer to the topology query within connect_timeout"),
+        }
     }
 }
 

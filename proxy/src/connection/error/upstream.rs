@@ -22,6 +22,7 @@ impl UserFacing for UpstreamError {
             | Self::NoAddress { .. }
             | Self::Connect { .. }
             | Self::Timeout(_)
+            | Self::NoInstance { .. }
             | Self::RateLimited(_)
             | Self::TlsRefused { .. }
             | Self::TlsUnexpectedResponse { .. }
@@ -44,6 +45,10 @@ impl UserFacing for UpstreamError {
             ),
             Self::Timeout(d) => (
                 format!("could not connect to the database within {}: check network reachability or raise --connect-timeout", humantime::format_duration(*d)),
+                None,
+            ),
+            Self::NoInstance { cluster, role } => (
+                format!("no {role} instance of Aurora cluster {cluster} could be reached within connect_timeout (a failover in progress, or the cluster is down): retry, or raise --connect-timeout"),
                 None,
             ),
             Self::RateLimited(e) => (

@@ -14,6 +14,8 @@ pub(super) fn session(pool: &Arc<Pool>, idle: Idle) -> ServerSession {
     ServerSession {
         stream,
         addr: conn.addr,
+        trust: conn.trust.clone(),
+        instance: None,
         to_client: greeting(&conn),
         backend_key: conn.backend_key.clone(),
         params: Vec::new(),
@@ -82,6 +84,7 @@ mod tests {
         let conn = Pooled {
             key: PoolKey::of(&startup).unwrap(),
             addr: "127.0.0.1:5432".parse().unwrap(),
+            trust: Arc::new(crate::targets::test_trust()),
             params: vec![
                 ("server_version".into(), "15.4".into()),
                 ("application_name".into(), "app".into()),

@@ -6,6 +6,9 @@ use rds_iam_protocol::StartupMessage;
 /// parameter but `application_name`, which is applied with SET instead.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
+    /// The Aurora instance, when the topology chose one: a pooled connection serves only
+    /// sessions sent to the same instance.
+    instance: Option<std::sync::Arc<str>>,
     version: u32,
     /// Sorted by name (a stable sort, so duplicates keep the order that decides which wins).
     params: Box<[(String, String)]>,
@@ -26,9 +29,19 @@ impl PoolKey {
             .collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         Some(PoolKey {
+            instance: None,
             version: startup.version.code(),
             params: params.into_boxed_slice(),
         })
+    }
+
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
+    }
+
+    /// The same key for sessions on `instance`.
+    pub fn on_instance(self, instance: Option<std::sync::Arc<str>>) -> PoolKey {
+        PoolKey { instance, ..self }
     }
 }
 

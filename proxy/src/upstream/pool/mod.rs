@@ -6,6 +6,7 @@
 //! like a fresh session's. Everything else is closed: a dirty session, a failed or slow reset,
 //! a full key, an expired lifetime, an idle timeout, a server that spoke or hung up while idle.
 
+mod follow;
 mod greeting;
 mod idle;
 mod key;
@@ -54,6 +55,8 @@ pub(crate) enum Discard {
     PoolFull,
     /// SIGTERM, or the target was removed or changed on SIGHUP.
     PoolClosed,
+    /// Idle on an Aurora instance that is no longer the writer.
+    WriterChanged,
 }
 
 impl Discard {
@@ -66,6 +69,7 @@ impl Discard {
             Discard::Lifetime => "lifetime",
             Discard::PoolFull => "pool_full",
             Discard::PoolClosed => "pool_closed",
+            Discard::WriterChanged => "writer_changed",
         }
     }
 }
@@ -75,6 +79,8 @@ impl Discard {
 pub(crate) struct Pooled {
     pub key: PoolKey,
     pub addr: SocketAddr,
+    /// How the server was verified, for cancel requests to it.
+    pub trust: Arc<ServerTrust>,
     /// ParameterStatus values as after the connection's startup, updated by what the reset
     /// query and `SET application_name` reported.
     pub params: Vec<(String, String)>,
@@ -105,9 +111,9 @@ pub(crate) struct Pool {
     settings: ServerPool,
     /// Bounds the reset query and `SET application_name`.
     connect_timeout: Duration,
-    /// The target's TLS trust, for cancelling an abandoned session.
-    trust: Arc<ServerTrust>,
     idle: Mutex<HashMap<PoolKey, Vec<IdleHandle>>>,
+    /// The Aurora writer writer sessions last went to (`follow.rs`).
+    writer: Mutex<Option<Arc<str>>>,
     next_id: AtomicU64,
     closed: CancellationToken,
     close_reason: OnceLock<Discard>,
@@ -128,8 +134,8 @@ impl Pool {
         Pool {
             settings,
             connect_timeout: target.connect_timeout,
-            trust: target.tls.clone(),
             idle: Mutex::new(HashMap::new()),
+            writer: Mutex::new(None),
             next_id: AtomicU64::new(0),
             closed: parent.child_token(),
             close_reason: OnceLock::new(),
@@ -151,6 +157,7 @@ impl Pool {
             conn: Pooled {
                 key,
                 addr: session.addr,
+                trust: session.trust.clone(),
                 params: session.params.clone(),
                 negotiated: session.negotiated.clone(),
                 backend_key: session.backend_key.clone(),
@@ -357,7 +364,7 @@ impl Pool {
         let Some((pid, secret)) = conn.backend_key.clone() else {
             return;
         };
-        let (addr, trust, timeout) = (conn.addr, self.trust.clone(), self.connect_timeout);
+        let (addr, trust, timeout) = (conn.addr, conn.trust.clone(), self.connect_timeout);
         self.tasks.spawn(async move {
             let request = CancelRequest { pid, secret };
             let sent = tokio::time::timeout(timeout, send_cancel(addr, &trust, &request)).await;
