@@ -6,7 +6,7 @@ mod signers;
 mod topology;
 
 pub(crate) use signers::SignerWatch;
-pub(crate) use topology::{ClusterHealth, TopologyMetrics};
+pub(crate) use topology::{ClusterHealth, HealthEntry, TopologyMetrics};
 
 use std::sync::Arc;
 

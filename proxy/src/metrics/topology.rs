@@ -2,7 +2,7 @@
 //! instance; and which clusters have every instance down, for readiness.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -80,35 +80,55 @@ impl TopologyMetrics {
     }
 }
 
-/// A cluster's targets and its "every instance down" flag.
-type Health = (Vec<String>, Arc<AtomicBool>);
+/// One cluster's entry: its name and targets, and whether every instance is down.
+type Health = (String, Vec<String>, Arc<AtomicBool>);
 
-/// Per cluster: the targets that follow it and whether every instance is unreachable.
+/// Per followed cluster: whether every instance is unreachable, for readiness.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ClusterHealth {
-    clusters: Arc<Mutex<HashMap<String, Health>>>,
+    clusters: Arc<Mutex<HashMap<u64, Health>>>,
+    next: Arc<AtomicU64>,
+}
+
+/// A cluster's place in [`ClusterHealth`], held by its shared state.
+#[derive(Debug)]
+pub(crate) struct HealthEntry {
+    id: u64,
+    down: Arc<AtomicBool>,
+}
+
+impl HealthEntry {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Release);
+    }
 }
 
 impl ClusterHealth {
-    /// The flag the monitor of `cluster` sets while no instance answers.
-    pub fn watch(&self, cluster: &str, targets: Vec<String>) -> Arc<AtomicBool> {
+    pub fn watch(&self, cluster: &str, targets: Vec<String>) -> HealthEntry {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
         let down = Arc::new(AtomicBool::new(false));
         self.lock()
-            .insert(cluster.to_owned(), (targets, down.clone()));
-        down
+            .insert(id, (cluster.to_owned(), targets, down.clone()));
+        HealthEntry { id, down }
     }
 
-    pub fn forget(&self, cluster: &str) {
-        self.lock().remove(cluster);
+    pub fn set_targets(&self, entry: &HealthEntry, targets: Vec<String>) {
+        if let Some(health) = self.lock().get_mut(&entry.id) {
+            health.1 = targets;
+        }
+    }
+
+    pub fn forget(&self, entry: &HealthEntry) {
+        self.lock().remove(&entry.id);
     }
 
     /// One line per cluster whose every instance is down.
     pub fn problems(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .lock()
-            .iter()
-            .filter(|(_, (_, down))| down.load(Ordering::Acquire))
-            .map(|(cluster, (targets, _))| {
+            .values()
+            .filter(|(_, _, down)| down.load(Ordering::Acquire))
+            .map(|(cluster, targets, _)| {
                 format!(
                     "no instance of Aurora cluster {cluster} answers (targets {})",
                     targets.join(", ")
@@ -119,7 +139,7 @@ impl ClusterHealth {
         out
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Health>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Health>> {
         self.clusters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rds_iam_protocol::StartupMessage;
@@ -21,7 +22,10 @@ use super::{UpstreamError, UpstreamStream};
 use crate::targets::{Endpoint, Role, ServerTrust, TargetContext};
 
 /// After an instance could not be reached, the pause before the topology is asked again.
-const UNREACHABLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+const UNREACHABLE_PAUSE: Duration = Duration::from_millis(20);
+/// One connection attempt to an instance the topology picked: an instance that does not
+/// answer by then (a dead host, a black hole) is passed over rather than waited for.
+const INSTANCE_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// An authenticated server session, ready to splice.
 pub(crate) struct ServerSession {
@@ -65,52 +69,26 @@ pub(crate) async fn open(
     startup: &StartupMessage,
     user: &str,
 ) -> Result<ServerSession, UpstreamError> {
-    let deadline = Instant::now() + target.connect_timeout;
+    let cx = Opening {
+        target,
+        pool,
+        startup,
+        user,
+        deadline: Instant::now() + target.connect_timeout,
+    };
     // Whether the time ran out waiting for the topology to offer an instance.
     let waiting = AtomicBool::new(false);
     let get = async {
-        loop {
-            let endpoint = match topology {
-                Some(follow) => {
-                    waiting.store(true, Ordering::Relaxed);
-                    let pick = follow.pick(startup, user, deadline).await?;
-                    waiting.store(false, Ordering::Relaxed);
-                    match pick {
-                        Pick::Instance(endpoint) => endpoint,
-                        Pick::Endpoint => target.endpoint.clone(),
-                    }
-                }
-                None => target.endpoint.clone(),
-            };
-            if let (Some(pool), Some(follow), Some(id)) = (pool, topology, &endpoint.instance) {
-                if follow.role == Role::Writer {
-                    pool.follow_writer(id);
-                }
-            }
-            match open_at(target, pool, &endpoint, startup, user, deadline).await {
-                Err(e) if e.is_unreachable() && endpoint.instance.is_some() => {
-                    tracing::info!(host = %endpoint.host, error = %e, "Aurora instance unreachable; asking the topology again");
-                    if let Some(follow) = topology {
-                        follow.cluster.unreachable(&endpoint);
-                    }
-                    tokio::time::sleep(UNREACHABLE_PAUSE).await;
-                }
-                Err(e) => return Err(e),
-                Ok(mut session) => {
-                    if let Some(follow) = topology {
-                        session.instance =
-                            follow.cluster.opened(follow.role, &endpoint, &target.name);
-                    }
-                    return Ok(session);
-                }
-            }
+        match topology {
+            None => open_at(&cx, &target.endpoint).await,
+            Some(follow) => open_following(&cx, follow, &waiting).await,
         }
     };
-    match tokio::time::timeout_at(deadline, get).await {
+    match tokio::time::timeout_at(cx.deadline, get).await {
         Ok(result) => result,
         Err(_) => Err(match topology {
             Some(follow) if waiting.load(Ordering::Relaxed) => UpstreamError::NoInstance {
-                cluster: follow.cluster.name.clone(),
+                cluster: follow.cluster.shared.name.clone(),
                 role: follow.role.label(),
             },
             _ => UpstreamError::Timeout(target.connect_timeout),
@@ -118,24 +96,81 @@ pub(crate) async fn open(
     }
 }
 
-/// A session at `endpoint`: pooled under a key that names its instance, else new.
-async fn open_at(
-    target: &TargetContext,
-    pool: Option<&Arc<Pool>>,
-    endpoint: &Endpoint,
-    startup: &StartupMessage,
-    user: &str,
+/// What opening one session needs.
+struct Opening<'a> {
+    target: &'a TargetContext,
+    pool: Option<&'a Arc<Pool>>,
+    startup: &'a StartupMessage,
+    user: &'a str,
     deadline: Instant,
+}
+
+/// A session on the instance the topology picks. An instance that refuses the connection,
+/// or does not answer within [`INSTANCE_ATTEMPT`], is reported (so the monitor looks now)
+/// and the topology asked again.
+async fn open_following(
+    cx: &Opening<'_>,
+    follow: &Follow,
+    waiting: &AtomicBool,
 ) -> Result<ServerSession, UpstreamError> {
-    let pooled = pool.and_then(|p| {
-        PoolKey::of(startup).map(|key| (p, key.on_instance(endpoint.instance.clone())))
+    loop {
+        waiting.store(true, Ordering::Relaxed);
+        let pick = follow.pick(cx.deadline).await?;
+        waiting.store(false, Ordering::Relaxed);
+        let endpoint = match pick {
+            Pick::Instance(endpoint) => endpoint,
+            Pick::Endpoint => cx.target.endpoint.clone(),
+        };
+        if let (Some(pool), Role::Writer) = (cx.pool, follow.role) {
+            if let Some(writer) = follow.cluster.shared.current_writer() {
+                pool.follow_writer(&writer);
+            }
+        }
+        let result = if endpoint.instance.is_some() {
+            let limit = cx.deadline.min(Instant::now() + INSTANCE_ATTEMPT);
+            tokio::time::timeout_at(limit, open_at(cx, &endpoint))
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(INSTANCE_ATTEMPT)))
+        } else {
+            open_at(cx, &endpoint).await
+        };
+        match result {
+            Err(e) if endpoint.instance.is_some() && unreachable(&e) => {
+                tracing::info!(host = %endpoint.host, error = %e, "Aurora instance unreachable; asking the topology again");
+                follow.cluster.unreachable(&endpoint);
+                tokio::time::sleep(UNREACHABLE_PAUSE).await;
+            }
+            Err(e) => return Err(e),
+            Ok(mut session) => {
+                follow.authenticated(cx.startup, cx.user);
+                session.instance =
+                    follow
+                        .cluster
+                        .shared
+                        .opened(follow.role, &endpoint, &cx.target.name);
+                return Ok(session);
+            }
+        }
+    }
+}
+
+/// An instance that did not let a session in for reasons of its own being down or away.
+fn unreachable(e: &UpstreamError) -> bool {
+    e.is_unreachable() || matches!(e, UpstreamError::Timeout(_))
+}
+
+/// A session at `endpoint`: pooled under a key that names its instance, else new.
+async fn open_at(cx: &Opening<'_>, endpoint: &Endpoint) -> Result<ServerSession, UpstreamError> {
+    let pooled = cx.pool.and_then(|p| {
+        PoolKey::of(cx.startup).map(|key| (p, key.on_instance(endpoint.instance.clone())))
     });
     if let Some((pool, key)) = &pooled {
-        if let Some(session) = pool.reuse(key, startup.get("application_name")).await {
+        if let Some(session) = pool.reuse(key, cx.startup.get("application_name")).await {
             return Ok(session);
         }
     }
-    let mut session = connect_with_retry(target, endpoint, startup, user, deadline).await?;
+    let mut session =
+        connect_with_retry(cx.target, endpoint, cx.startup, cx.user, cx.deadline).await?;
     if let Some((pool, key)) = pooled {
         session.lease = Some(pool.lease(key, &session));
     }

@@ -75,7 +75,8 @@ struct Run {
     succeeded_after: usize,
 }
 
-async fn run_failover(topology: &str) -> Run {
+/// One failover run with `--topology topology` and `pool_mode`.
+async fn run_failover(topology: &str, pool_mode: &str) -> Run {
     // The old writer comes back as a reader while the cluster endpoint still names it.
     let aurora = aurora_with(AuroraOptions {
         stale_dns: STALE_DNS,
@@ -92,12 +93,16 @@ async fn run_failover(topology: &str) -> Run {
             "127.0.0.1:0",
             "--connect-timeout",
             "10s",
+            "--pool-mode",
+            pool_mode,
         ],
     )
     .spawn()
     .unwrap();
     let admin = admin_addr(&mut proxy);
     let (writer, reader) = addrs(&proxy);
+    let topology = format!("{topology}, pool_mode {pool_mode}");
+    let topology = topology.as_str();
     let stop = CancellationToken::new();
     let attempts = writer_loop(writer, stop.clone());
     // Writing works before the failover.
@@ -168,7 +173,7 @@ async fn run_failover(topology: &str) -> Run {
         run.read_only,
         errors.iter().take(2).collect::<Vec<_>>()
     );
-    if topology == "auto" {
+    if topology.starts_with("auto") {
         // After the failover, reader sessions go to the remaining reader.
         for _ in 0..4 {
             let (client, id) = session_on(reader).await;
@@ -199,15 +204,18 @@ async fn run_failover(topology: &str) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_resume_within_5_s_of_a_writer_crash_despite_20_s_of_stale_dns() {
-    let followed = run_failover("auto").await;
-    let dns = run_failover("off").await;
+    let followed = run_failover("auto", "none").await;
+    let pooled = run_failover("auto", "session").await;
+    let dns = run_failover("off", "none").await;
     println!(
-        "outage with the topology followed: {:?}; with topology = off: {:?}",
-        followed.outage, dns.outage
+        "outage with the topology followed: {:?} (pooled: {:?}); with topology = off: {:?}",
+        followed.outage, pooled.outage, dns.outage
     );
-    assert!(followed.outage < Duration::from_secs(5), "{followed:?}");
-    assert_eq!(followed.read_only, 0, "{followed:?}");
-    assert!(followed.succeeded_after >= 3);
+    for run in [&followed, &pooled] {
+        assert!(run.outage < Duration::from_secs(5), "{run:?}");
+        assert_eq!(run.read_only, 0, "{run:?}");
+        assert!(run.succeeded_after >= 3);
+    }
     // Without the topology the outage lasts until the stale DNS moves, and writes meet the
     // old writer once it is back as a reader.
     assert!(dns.outage >= STALE_DNS - Duration::from_secs(2), "{dns:?}");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::admin_client::{get, wait_for_status};
+use crate::admin_client::{get, metric, wait_for_status};
 use crate::common::admin_addr;
 use crate::harness::{addrs, aurora, connect, monitor_connections, proxy, session_on};
 
@@ -37,41 +37,38 @@ async fn the_monitor_reconnects_and_a_cluster_wholly_down_fails_readiness_until_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Cut the monitor's connection: it comes back (one, on the writer).
+    // Cut the monitor's connection: it comes back (one, on the writer, a new backend).
     let su = aurora.instance(0).superuser_client().await.unwrap();
+    let monitor_pid =
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'rds-iam-proxy topology'";
+    let before: i32 = su.query_one(monitor_pid, &[]).await.unwrap().get(0);
     let cut = Instant::now();
-    let killed: i64 = su
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'rds-iam-proxy topology'",
-            &[],
-        )
+    let killed: bool = su
+        .query_one("SELECT pg_terminate_backend($1)", &[&before])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(killed, 1);
-    let pid_gone = Instant::now() + Duration::from_secs(10);
+    assert!(killed);
+    let give_up = Instant::now() + Duration::from_secs(10);
     loop {
-        let n = monitor_connections(&aurora).await;
-        if n == [1, 0, 0] && cut.elapsed() > Duration::from_millis(1) {
-            let back: i64 = su
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rds-iam-proxy topology' AND backend_start > now() - interval '10 seconds'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if back == 1 {
-                println!(
-                    "monitor connection back {:?} after it was cut",
-                    cut.elapsed()
-                );
-                break;
-            }
+        let pids: Vec<i32> = su
+            .query(monitor_pid, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if pids.len() == 1 && pids[0] != before && monitor_connections(&aurora).await == [1, 0, 0] {
+            println!(
+                "monitor connection back {:?} after it was cut (pid {before} -> {})",
+                cut.elapsed(),
+                pids[0]
+            );
+            break;
         }
         assert!(
-            Instant::now() < pid_gone,
-            "monitor did not come back: {n:?}"
+            Instant::now() < give_up,
+            "monitor did not come back: {pids:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -116,8 +113,15 @@ async fn the_monitor_reconnects_and_a_cluster_wholly_down_fails_readiness_until_
     );
     assert_eq!(session_on(writer).await.1, aurora.instance(0).names.id);
     let (_, metrics) = get(admin, "/metrics").await;
-    assert!(
-        metrics.contains("rds_iam_proxy_topology_instances"),
-        "{metrics}"
-    );
+    for (role, n) in [("writer", 1.0), ("reader", 2.0)] {
+        assert_eq!(
+            metric(
+                &metrics,
+                "rds_iam_proxy_topology_instances",
+                &[("target", "orders"), ("role", role)]
+            ),
+            Some(n),
+            "{metrics}"
+        );
+    }
 }

@@ -1,41 +1,17 @@
-//! One Aurora cluster as its targets' sessions see it: the monitor's latest view, the
-//! session counts the reader choice balances, and the instances a session just failed to
-//! reach.
+//! One followed cluster as its monitor runs it: the state its sessions share (`state.rs`,
+//! kept across a restart), the endpoint names, whose signer, CA bundle and `resolve` the
+//! monitor uses, the monitor's login, and its stop.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use prometheus_client::metrics::gauge::Gauge;
 use rds_iam_config::TopologySettings;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::select::{self, Load, View};
-use crate::metrics::TopologyMetrics;
+use super::state::{ClusterState, Pick};
 use crate::targets::{ClusterEndpoint, Endpoint, Role, TargetContext};
 use crate::upstream::UpstreamError;
-
-/// How long an instance a session could not reach is passed over (the monitor re-reads
-/// the topology meanwhile).
-const FAILING_FOR: Duration = Duration::from_secs(5);
-/// How often a waiting session looks again when nothing has changed (failing instances
-/// expire on their own).
-const WAIT_STEP: Duration = Duration::from_millis(100);
-
-/// What the monitor knows.
-#[derive(Debug, Clone)]
-pub(crate) enum State {
-    /// Not read yet: sessions dial the endpoint as given meanwhile, so reading the topology
-    /// never delays a session (nor changes anything for a target whose topology never reads).
-    Reading,
-    Known(Arc<View>),
-    /// The topology cannot be read (not Aurora, no permission, no function): sessions dial
-    /// the endpoint as given, as with `topology = off`.
-    Fallback,
-}
 
 /// The user and database the monitor logs in as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,117 +20,48 @@ pub(crate) struct Login {
     pub database: String,
 }
 
-/// Where a new session goes.
-#[derive(Debug, Clone)]
-pub(crate) enum Pick {
-    Instance(Arc<Endpoint>),
-    /// The endpoint itself (the topology could not be read).
-    Endpoint,
-}
-
-/// A failure seen and the writer change it led to, for the log line at the first session
-/// on the new writer.
-#[derive(Debug, Default)]
-struct Trouble {
-    since: Option<Instant>,
-    last_writer: Option<Arc<str>>,
-    change: Option<(Arc<str>, Arc<str>, Instant)>,
-}
-
 #[derive(Debug)]
 pub(crate) struct Cluster {
-    /// The cluster identifier, for logs.
-    pub name: String,
+    pub shared: Arc<ClusterState>,
     pub endpoint: ClusterEndpoint,
-    /// Whose signer, CA bundle, `resolve` and timeouts the monitor uses.
     pub context: Arc<TargetContext>,
     pub settings: TopologySettings,
-    /// The targets that follow this cluster, for metrics.
-    pub targets: Vec<String>,
-    pub(super) metrics: TopologyMetrics,
-    pub(super) down: Arc<AtomicBool>,
-    pub(super) stop: CancellationToken,
     pub(super) wake: Notify,
-    state: watch::Sender<State>,
+    pub(super) stop: CancellationToken,
     login: watch::Sender<Option<Login>>,
-    sessions: Mutex<HashMap<Arc<str>, usize>>,
-    failing: Mutex<HashMap<Arc<str>, Instant>>,
-    turn: AtomicUsize,
-    trouble: Mutex<Trouble>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Cluster {
     pub(super) fn new(
+        shared: Arc<ClusterState>,
         endpoint: ClusterEndpoint,
         context: Arc<TargetContext>,
         settings: TopologySettings,
-        targets: Vec<String>,
-        metrics: TopologyMetrics,
         parent: &CancellationToken,
     ) -> Cluster {
-        let down = metrics.health.watch(&endpoint.cluster, targets.clone());
         Cluster {
-            name: endpoint.cluster.clone(),
+            shared,
             endpoint,
             context,
             settings,
-            targets,
-            metrics,
-            down,
-            stop: parent.child_token(),
             wake: Notify::new(),
-            state: watch::channel(State::Reading).0,
+            stop: parent.child_token(),
             login: watch::channel(None).0,
-            sessions: Mutex::new(HashMap::new()),
-            failing: Mutex::new(HashMap::new()),
-            turn: AtomicUsize::new(0),
-            trouble: Mutex::new(Trouble::default()),
         }
     }
 
-    /// Where a new `role` session goes: an instance as soon as one fits, waiting (up to
-    /// `deadline`) while none does, for example during a failover.
     pub async fn pick(&self, role: Role, deadline: Instant) -> Result<Pick, UpstreamError> {
-        let mut rx = self.state.subscribe();
-        loop {
-            let state = rx.borrow_and_update().clone();
-            match state {
-                State::Fallback | State::Reading => return Ok(Pick::Endpoint),
-                State::Known(view) => {
-                    if let Some(node) = self.choose(&view, role) {
-                        return Ok(Pick::Instance(node.endpoint.clone()));
-                    }
-                }
-            }
-            let step = Instant::now() + WAIT_STEP;
-            if Instant::now() >= deadline {
-                return Err(UpstreamError::NoInstance {
-                    cluster: self.name.clone(),
-                    role: role.label(),
-                });
-            }
-            let _ = tokio::time::timeout_at(step.min(deadline), rx.changed()).await;
-        }
+        self.shared.pick(role, deadline).await
     }
 
-    fn choose<'v>(&self, view: &'v View, role: Role) -> Option<&'v select::Node> {
-        let sessions = lock(&self.sessions);
-        let now = Instant::now();
-        let failing = lock(&self.failing);
-        let load = Load {
-            max_lag: self.settings.max_replica_lag,
-            sessions: &|id| sessions.get(id).copied().unwrap_or(0),
-            failing: &|id| failing.get(id).is_some_and(|at| now < *at + FAILING_FOR),
-            turn: self.turn.fetch_add(1, Ordering::Relaxed),
-        };
-        select::pick(view, role, &load)
+    /// A session could not reach `endpoint`'s instance: recorded, and the monitor looks now.
+    pub fn unreachable(&self, endpoint: &Endpoint) {
+        self.shared.unreachable(endpoint);
+        self.wake.notify_one();
     }
 
-    /// The monitor's login, offered by every session; the first one stays.
+    /// The monitor's login: the first session that authenticated offers its own, unless
+    /// the target forces a user or `topology_user` is set.
     pub fn offer_login(&self, login: impl FnOnce() -> Login) {
         self.login.send_if_modified(|current| {
             if current.is_some() {
@@ -169,170 +76,8 @@ impl Cluster {
         self.login.subscribe()
     }
 
-    /// A session could not reach `endpoint`'s instance: pass it over for a while, stop
-    /// sending writer sessions there if it was the writer, and have the monitor look now.
-    pub fn unreachable(&self, endpoint: &Endpoint) {
-        let Some(id) = &endpoint.instance else {
-            return;
-        };
-        lock(&self.failing).insert(id.clone(), Instant::now());
-        self.trouble_seen();
-        self.state.send_if_modified(|state| match state {
-            State::Known(view) if view.writer.as_ref() == Some(id) => {
-                let mut next = View::clone(view);
-                next.writer = None;
-                *state = State::Known(Arc::new(next));
-                true
-            }
-            _ => false,
-        });
-        self.wake.notify_one();
-    }
-
-    /// Something went wrong (a connect failure, the monitor's connection lost): the start
-    /// of an outage, if this turns out to be one.
-    pub(super) fn trouble_seen(&self) {
-        lock(&self.trouble).since.get_or_insert_with(Instant::now);
-    }
-
-    /// A session is open on `endpoint`'s instance until the returned guard drops.
-    pub fn opened(
-        self: &Arc<Self>,
-        role: Role,
-        endpoint: &Endpoint,
-        target: &str,
-    ) -> Option<InstanceSession> {
-        let id = endpoint.instance.clone()?;
-        *lock(&self.sessions).entry(id.clone()).or_default() += 1;
-        lock(&self.failing).remove(&id);
-        let mut trouble = lock(&self.trouble);
-        if let Some((old, new, since)) = trouble.change.take_if(|(_, new, _)| *new == id) {
-            tracing::warn!(
-                cluster = %self.name,
-                old_writer = %old,
-                new_writer = %new,
-                outage_ms = since.elapsed().as_millis() as u64,
-                "Aurora writer changed: first session on the new writer"
-            );
-            trouble.since = None;
-        }
-        drop(trouble);
-        let gauge = self.metrics.session_gauge(target, &id);
-        gauge.inc();
-        Some(InstanceSession {
-            cluster: self.clone(),
-            id,
-            role,
-            gauge,
-            state: self.state.subscribe(),
-        })
-    }
-
-    /// The monitor's reading, with the writer confirmed.
-    pub(super) fn publish(&self, view: View) {
-        let writer = view.writer.clone();
-        let readers = view.readers().count() as i64;
-        {
-            let mut trouble = lock(&self.trouble);
-            match (trouble.last_writer.clone(), &writer) {
-                (Some(old), Some(new)) if old != *new => {
-                    let since = trouble.since.unwrap_or_else(Instant::now);
-                    tracing::info!(cluster = %self.name, old_writer = %old, new_writer = %new, "Aurora writer change confirmed");
-                    self.metrics.writer_changed(&self.targets);
-                    trouble.change = Some((old, new.clone(), since));
-                }
-                (_, Some(_)) if trouble.change.is_none() => trouble.since = None,
-                _ => {}
-            }
-            if writer.is_some() {
-                trouble.last_writer = writer.clone();
-            }
-        }
-        if let Some(id) = &writer {
-            lock(&self.failing).remove(id);
-        }
-        self.metrics
-            .set_instances(&self.targets, i64::from(writer.is_some()), readers);
-        self.down.store(false, Ordering::Release);
-        self.state.send_replace(State::Known(Arc::new(view)));
-    }
-
-    /// No writer is known now: writer sessions wait for the next one.
-    pub(super) fn searching(&self, every_instance_down: bool) {
-        self.down.store(every_instance_down, Ordering::Release);
-        self.state.send_if_modified(|state| match state {
-            State::Known(view) if view.writer.is_some() => {
-                let mut next = View::clone(view);
-                next.writer = None;
-                *state = State::Known(Arc::new(next));
-                true
-            }
-            _ => false,
-        });
-    }
-
-    pub(super) fn fall_back(&self) {
-        self.down.store(false, Ordering::Release);
-        self.state.send_if_modified(|state| {
-            let changed = !matches!(state, State::Fallback);
-            *state = State::Fallback;
-            changed
-        });
-    }
-
-    pub(super) fn view(&self) -> Option<Arc<View>> {
-        match &*self.state.borrow() {
-            State::Known(view) => Some(view.clone()),
-            _ => None,
-        }
-    }
-
-    pub(super) fn is_fallback(&self) -> bool {
-        matches!(*self.state.borrow(), State::Fallback)
-    }
-
     /// Stops the monitor (its targets are gone or changed).
     pub fn close(&self) {
         self.stop.cancel();
-        self.metrics.health.forget(&self.name);
-    }
-}
-
-/// A client session open on one instance: counted for the reader choice and the
-/// `sessions_active` gauge, and told when the writer it is on is no longer the writer.
-#[derive(Debug)]
-pub(crate) struct InstanceSession {
-    cluster: Arc<Cluster>,
-    id: Arc<str>,
-    role: Role,
-    gauge: Gauge,
-    state: watch::Receiver<State>,
-}
-
-impl InstanceSession {
-    /// Resolves when a writer session's instance has been replaced as the writer: the
-    /// session is then closed rather than left writing to a demoted instance. Reader
-    /// sessions are never closed by a topology change.
-    pub async fn superseded(&mut self) {
-        if self.role == Role::Reader {
-            return std::future::pending().await;
-        }
-        let id = self.id.clone();
-        let replaced = self.state.wait_for(|state| match state {
-            State::Known(view) => view.writer.as_ref().is_some_and(|w| *w != id),
-            _ => false,
-        });
-        if replaced.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-impl Drop for InstanceSession {
-    fn drop(&mut self) {
-        if let Some(n) = lock(&self.cluster.sessions).get_mut(&self.id) {
-            *n = n.saturating_sub(1);
-        }
-        self.gauge.dec();
     }
 }

@@ -12,7 +12,8 @@ mod monitor;
 mod read;
 mod select;
 mod set;
+mod state;
 
-pub(crate) use cluster::{InstanceSession, Pick};
 pub(crate) use read::describe;
 pub(crate) use set::{Follow, TopologySet};
+pub(crate) use state::{InstanceSession, Pick};

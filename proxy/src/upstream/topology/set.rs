@@ -1,6 +1,8 @@
-//! The monitors of the running targets: one per cluster, shared by the cluster's writer and
-//! reader targets; kept on SIGHUP while the targets and settings that made it are
-//! unchanged, closed otherwise and at the stop.
+//! The monitors of the running targets: one per cluster (the cluster and reader endpoints of
+//! one cluster, at one port, verified with one CA bundle), shared by its targets. On SIGHUP a
+//! monitor is kept while the targets and settings that made it are unchanged, and restarted
+//! otherwise with the same shared state, so sessions already open still learn of a writer
+//! change; it is stopped when no target follows its cluster any more, and at the stop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,8 +12,9 @@ use rds_iam_protocol::StartupMessage;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::cluster::{Cluster, Login, Pick};
+use super::cluster::{Cluster, Login};
 use super::monitor;
+use super::state::{ClusterState, Pick};
 use crate::metrics::TopologyMetrics;
 use crate::targets::{Role, TargetContext};
 use crate::upstream::UpstreamError;
@@ -24,24 +27,24 @@ pub(crate) struct Follow {
 }
 
 impl Follow {
-    /// Where a session of `user` (with `startup`) goes; the first session's login is the
-    /// monitor's when the target forces no user and `topology_user` is not set.
-    pub async fn pick(
-        &self,
-        startup: &StartupMessage,
-        user: &str,
-        deadline: Instant,
-    ) -> Result<Pick, UpstreamError> {
+    /// Where a session goes.
+    pub async fn pick(&self, deadline: Instant) -> Result<Pick, UpstreamError> {
+        self.cluster.pick(self.role, deadline).await
+    }
+
+    /// A session of `user` (with `startup`) authenticated: the monitor may log in as it,
+    /// when the target forces no user and `topology_user` is not set (a client that fails
+    /// to log in never becomes the monitor's login).
+    pub fn authenticated(&self, startup: &StartupMessage, user: &str) {
         self.cluster.offer_login(|| Login {
             user: user.to_owned(),
             database: startup.database().unwrap_or(user).to_owned(),
         });
-        self.cluster.pick(self.role, deadline).await
     }
 }
 
-/// Which targets share a monitor: the same cluster at the same port.
-type ClusterKey = (String, String, u16);
+/// Which targets share a monitor.
+type ClusterKey = (String, String, u16, Arc<[u8]>);
 
 #[derive(Debug, Default)]
 pub(crate) struct TopologySet {
@@ -62,7 +65,12 @@ impl TopologySet {
         let mut groups: HashMap<ClusterKey, Vec<Arc<TargetContext>>> = HashMap::new();
         for target in targets {
             if let Some(c) = &target.cluster {
-                let key = (c.cluster.clone(), c.domain.clone(), target.port);
+                let key = (
+                    c.cluster.clone(),
+                    c.domain.clone(),
+                    target.port,
+                    target.tls.ca_pem.clone(),
+                );
                 groups.entry(key).or_default().push(target.clone());
             }
         }
@@ -72,12 +80,11 @@ impl TopologySet {
         for (key, members) in groups {
             let cluster = match self.clusters.remove(&key) {
                 Some((old, cluster)) if same_settings && same_targets(&old, &members) => cluster,
-                old => {
-                    if let Some((_, cluster)) = old {
-                        cluster.close();
-                    }
-                    self.start(&members, settings, metrics)
+                Some((_, old)) => {
+                    old.close();
+                    self.start(Some(old.shared.clone()), &members, settings, metrics)
                 }
+                None => self.start(None, &members, settings, metrics),
             };
             for target in &members {
                 let role = target.cluster.as_ref().map_or(Role::Writer, |c| c.role);
@@ -93,14 +100,17 @@ impl TopologySet {
         }
         for (_, (_, cluster)) in self.clusters.drain() {
             cluster.close();
+            cluster.shared.forget();
         }
         self.clusters = clusters;
         self.follows = follows;
         self.settings = Some(settings.clone());
     }
 
+    /// A monitor for `members`, with the state `shared` of the one it replaces.
     fn start(
         &self,
+        shared: Option<Arc<ClusterState>>,
         members: &[Arc<TargetContext>],
         settings: &TopologySettings,
         metrics: &TopologyMetrics,
@@ -111,12 +121,24 @@ impl TopologySet {
             .clone()
             .unwrap_or_else(|| unreachable!("grouped by cluster"));
         endpoint.role = Role::Writer;
+        let names: Vec<String> = members.iter().map(|t| t.name.clone()).collect();
+        let shared = match shared {
+            Some(shared) => {
+                shared.reconfigure(names.clone(), settings.max_replica_lag);
+                shared
+            }
+            None => Arc::new(ClusterState::new(
+                endpoint.cluster.clone(),
+                names.clone(),
+                settings.max_replica_lag,
+                metrics.clone(),
+            )),
+        };
         let cluster = Arc::new(Cluster::new(
+            shared,
             endpoint,
             first.clone(),
             settings.clone(),
-            members.iter().map(|t| t.name.clone()).collect(),
-            metrics.clone(),
             &self.stop,
         ));
         // Without a client: the forced user, else topology_user.
@@ -132,8 +154,8 @@ impl TopologySet {
             cluster.offer_login(|| Login { user, database });
         }
         tracing::info!(
-            cluster = %cluster.name,
-            targets = %cluster.targets.join(","),
+            cluster = %cluster.shared.name,
+            targets = %names.join(","),
             "following the Aurora topology"
         );
         tokio::spawn(monitor::run(cluster.clone()));
