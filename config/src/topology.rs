@@ -40,16 +40,6 @@ pub struct TopologySettings {
     pub user: Option<String>,
 }
 
-impl Default for TopologySettings {
-    fn default() -> Self {
-        TopologySettings {
-            refresh: crate::defaults::TOPOLOGY_REFRESH,
-            max_replica_lag: crate::defaults::MAX_REPLICA_LAG,
-            user: None,
-        }
-    }
-}
-
 pub(crate) fn parse_topology(f: &Field<'_>) -> Result<Topology, ConfigError> {
     match f.string()?.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(Topology::Auto),

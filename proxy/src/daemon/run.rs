@@ -150,7 +150,7 @@ async fn start(
             host = %context.host,
             port = context.port,
             region = %context.region,
-            dial = %format!("{}:{}", context.dial.0, context.dial.1),
+            dial = %format!("{}:{}", context.endpoint.dial.0, context.endpoint.dial.1),
             pool_mode = context.pool_mode.label(),
             topology = context.cluster.as_ref().map_or("off", |c| c.role.label()),
             "target ready"

@@ -105,13 +105,12 @@ impl TargetBuilder {
             .clone()
             .or_else(|| Resolve::lookup(&settings.resolve, &target.host, target.port))
             .unwrap_or_else(|| (target.host.clone(), target.port));
-        let tls = Arc::new(tls);
         Ok(TargetContext {
             endpoint: Arc::new(Endpoint {
                 host: target.host.clone(),
                 port: target.port,
-                dial: dial.clone(),
-                trust: tls.clone(),
+                dial,
+                trust: Arc::new(tls),
                 instance: None,
             }),
             cluster,
@@ -122,8 +121,6 @@ impl TargetBuilder {
             region,
             database: target.database.clone(),
             forced_user: target.user.clone(),
-            dial,
-            tls,
             signer,
             rate: RateLimiter::new(settings.max_connect_rate),
             connect_timeout: settings.connect_timeout,
@@ -135,7 +132,7 @@ impl TargetBuilder {
     /// file at the same path must apply to new connections after SIGHUP.
     pub async fn same_ca(&self, current: &TargetContext, target: &Target) -> bool {
         match self.ca_file(target).await {
-            Ok(path) => read_same(&path, &current.tls.ca_pem),
+            Ok(path) => read_same(&path, &current.endpoint.trust.ca_pem),
             Err(_) => false,
         }
     }

@@ -41,15 +41,13 @@ pub(crate) struct TargetContext {
     pub database: Option<String>,
     /// User forced upstream whatever the client sends.
     pub forced_user: Option<String>,
-    /// The address actually dialled (`connect_to`, else host:port).
-    pub dial: (String, u16),
-    pub tls: Arc<ServerTrust>,
     pub signer: Signer,
     pub rate: RateLimiter,
     pub connect_timeout: Duration,
     /// Whether its server connections are pooled.
     pub pool_mode: PoolMode,
-    /// The endpoint itself: what a session dials when no topology picks an instance.
+    /// The endpoint itself, with the address dialled for it (`connect_to`, `resolve`, else
+    /// host:port) and its TLS trust: what a session dials when no topology picks an instance.
     pub endpoint: Arc<Endpoint>,
     /// The Aurora cluster it follows (`topology`), when it does.
     pub cluster: Option<ClusterEndpoint>,
@@ -79,7 +77,7 @@ impl TargetContext {
         let dial = Resolve::lookup(&self.resolve, &host, self.port)
             .unwrap_or_else(|| (host.clone(), self.port));
         Endpoint {
-            trust: Arc::new(self.tls.for_host(&host)),
+            trust: Arc::new(self.endpoint.trust.for_host(&host)),
             host,
             port: self.port,
             dial,

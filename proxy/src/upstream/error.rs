@@ -63,11 +63,12 @@ pub(crate) enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// Whether the server could not be reached at all (so another instance may be tried):
-    /// not a refusal by a server that answered.
+    /// Whether the server could not be reached at all, or did not answer in time (so another
+    /// instance may be tried): not a refusal by a server that answered.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Self::Resolve { .. }
+            Self::Timeout(_)
+            | Self::Resolve { .. }
             | Self::NoAddress { .. }
             | Self::Connect { .. }
             | Self::TlsRefused { .. }

@@ -23,7 +23,7 @@ pub(crate) use dial::{connect_any, resolve};
 pub(crate) use error::UpstreamError;
 pub(crate) use frames::read_backend;
 pub(crate) use pool::{Pool, PoolSet};
-pub(crate) use query::{simple_query, QueryError, Rows};
+pub(crate) use query::{send_query, simple_query, QueryError, Rows};
 pub(crate) use session::{open, release, Ending, ServerSession};
 pub(crate) use tls::start_tls;
 pub(crate) use topology::{describe as describe_topology, Follow, TopologySet};

@@ -18,6 +18,14 @@ pub(crate) enum QueryError {
     Server(ErrorFields),
 }
 
+/// Sends `sql` as one simple Query.
+pub(crate) async fn send_query(stream: &mut UpstreamStream, sql: &str) -> std::io::Result<()> {
+    let mut out = BytesMut::with_capacity(sql.len() + 6);
+    encode_query(sql, &mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
 /// Sends `sql` and reads its rows (text format) until ReadyForQuery. `buf` holds bytes read
 /// ahead and keeps any the server sent after ReadyForQuery.
 pub(crate) async fn simple_query(
@@ -25,10 +33,7 @@ pub(crate) async fn simple_query(
     buf: &mut BytesMut,
     sql: &str,
 ) -> Result<Rows, QueryError> {
-    let mut out = BytesMut::with_capacity(sql.len() + 6);
-    encode_query(sql, &mut out);
-    stream.write_all(&out).await.map_err(UpstreamError::Io)?;
-    stream.flush().await.map_err(UpstreamError::Io)?;
+    send_query(stream, sql).await.map_err(UpstreamError::Io)?;
     let mut rows = Vec::new();
     let mut error = None;
     loop {

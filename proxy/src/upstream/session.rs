@@ -135,7 +135,7 @@ async fn open_following(
             open_at(cx, &endpoint).await
         };
         match result {
-            Err(e) if endpoint.instance.is_some() && unreachable(&e) => {
+            Err(e) if endpoint.instance.is_some() && e.is_unreachable() => {
                 tracing::info!(host = %endpoint.host, error = %e, "Aurora instance unreachable; asking the topology again");
                 follow.cluster.unreachable(&endpoint);
                 tokio::time::sleep(UNREACHABLE_PAUSE).await;
@@ -152,11 +152,6 @@ async fn open_following(
             }
         }
     }
-}
-
-/// An instance that did not let a session in for reasons of its own being down or away.
-fn unreachable(e: &UpstreamError) -> bool {
-    e.is_unreachable() || matches!(e, UpstreamError::Timeout(_))
 }
 
 /// A session at `endpoint`: pooled under a key that names its instance, else new.

@@ -7,7 +7,7 @@ use standin::ProxyCommand;
 
 use crate::aws_stub::AwsStub;
 use crate::common::PROXY_BIN;
-use crate::harness::{addrs, aurora, proxy, session_on};
+use crate::harness::{addrs, aurora, proxy, session_on, signed_for};
 
 /// `rds-iam-proxy check` for `host` through the cluster's names; its stdout and exit code.
 async fn check(aurora: &standin::Aurora, host: &str) -> (Option<i32>, String) {
@@ -88,14 +88,7 @@ async fn without_the_topology_function_sessions_dial_the_endpoint_after_one_log_
     assert_eq!(session_on(reader).await.1, aurora.instance(1).names.id);
     assert_eq!(proxy.log_messages(FELL_BACK).len(), 1, "one line");
     // Tokens were signed for the endpoints as given, as without topology.
-    let endpoints: Vec<String> = aurora
-        .instance(0)
-        .checker()
-        .records()
-        .into_iter()
-        .filter_map(|r| r.result.ok())
-        .map(|v| v.endpoint)
-        .collect();
+    let endpoints = signed_for(&aurora, 0);
     assert!(endpoints.len() >= 4, "{endpoints:?}");
     assert!(
         endpoints

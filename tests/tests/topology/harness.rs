@@ -97,6 +97,18 @@ pub async fn session_on(addr: SocketAddr) -> (Client, String) {
     (client, id)
 }
 
+/// `host:port` of every token instance `i` accepted, in order: whose name it was signed for.
+pub fn signed_for(aurora: &Aurora, i: usize) -> Vec<String> {
+    aurora
+        .instance(i)
+        .checker()
+        .records()
+        .into_iter()
+        .filter_map(|r| r.result.ok())
+        .map(|v| v.endpoint)
+        .collect()
+}
+
 /// Waits until the proxy's admin endpoint says the writer target follows a writer (the
 /// monitor's first reading is in); sessions before it dial the endpoint by DNS.
 pub async fn wait_followed(admin: SocketAddr) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::admin_client::{get, metric};
 use crate::common::{admin_addr, PROXY_BIN};
 use crate::harness::{
-    addrs, aurora, monitor_connections, proxy, session_on, wait_followed, where_am_i,
+    addrs, aurora, monitor_connections, proxy, session_on, signed_for, wait_followed, where_am_i,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,29 +46,15 @@ async fn writer_sessions_reach_the_writer_and_reader_sessions_spread_over_the_re
     }
     // Signed for the writer's own endpoint, not the cluster's (which only the monitor's
     // first connection used, before it knew the instances).
-    let signed_for: Vec<String> = aurora
-        .instance(0)
-        .checker()
-        .records()
-        .into_iter()
-        .filter_map(|r| r.result.ok())
-        .filter(|v| v.db_user == "iam_user")
-        .map(|v| v.endpoint)
-        .collect();
+    let signed: Vec<String> = signed_for(&aurora, 0);
     let instance_endpoint = format!("{}:5432", aurora.instance(0).names.host);
     let cluster_endpoint = format!("{}:5432", aurora.cluster_host());
-    let to_instance = signed_for
-        .iter()
-        .filter(|e| **e == instance_endpoint)
-        .count();
-    let to_cluster = signed_for
-        .iter()
-        .filter(|e| **e == cluster_endpoint)
-        .count();
+    let to_instance = signed.iter().filter(|e| **e == instance_endpoint).count();
+    let to_cluster = signed.iter().filter(|e| **e == cluster_endpoint).count();
     println!("tokens checked by the writer: {to_instance} for its instance endpoint, {to_cluster} for the cluster endpoint");
-    assert!(to_instance >= 5, "{signed_for:?}");
-    assert_eq!(to_cluster, 1, "{signed_for:?}");
-    assert_eq!(to_instance + to_cluster, signed_for.len(), "{signed_for:?}");
+    assert!(to_instance >= 5, "{signed:?}");
+    assert_eq!(to_cluster, 1, "{signed:?}");
+    assert_eq!(to_instance + to_cluster, signed.len(), "{signed:?}");
 
     // Ten reader sessions held open together: the least-loaded reader each time.
     let mut held = Vec::new();
@@ -188,11 +174,7 @@ async fn through_a_tunnel_connect_to_reaches_the_cluster_and_resolve_the_instanc
             .execute("INSERT INTO writes VALUES (2, $1)", &[&id])
             .await
             .unwrap();
-        let last = aurora.instance(0).checker().records().pop();
-        if last
-            .and_then(|r| r.result.ok())
-            .is_some_and(|v| v.endpoint == instance)
-        {
+        if signed_for(&aurora, 0).last() == Some(&instance) {
             break;
         }
         assert!(
@@ -201,14 +183,7 @@ async fn through_a_tunnel_connect_to_reaches_the_cluster_and_resolve_the_instanc
         );
     }
     println!("through the tunnel: session {sessions} was the first sent to the instance endpoint");
-    let endpoints: Vec<String> = aurora
-        .instance(0)
-        .checker()
-        .records()
-        .into_iter()
-        .filter_map(|r| r.result.ok())
-        .map(|v| v.endpoint)
-        .collect();
+    let endpoints = signed_for(&aurora, 0);
     assert!(
         endpoints.contains(&format!("{}:5432", aurora.cluster_host())),
         "{endpoints:?}"

@@ -131,8 +131,8 @@ async fn config<'a, 'r>(
             target.database.as_deref().unwrap_or("(the user's default)"),
             ctx.region,
             if from_host { " (from the host)" } else { "" },
-            ctx.dial.0,
-            ctx.dial.1,
+            ctx.endpoint.dial.0,
+            ctx.endpoint.dial.1,
             ca_file
                 .as_ref()
                 .map_or("(auto)".into(), |p| p.display().to_string()),
@@ -261,7 +261,7 @@ impl Walk<'_, '_> {
 
     /// The `dns` and `tcp` stages: the proxy's own dial, one step at a time.
     async fn tcp(&mut self) -> Result<(tokio::net::TcpStream, SocketAddr), Failure> {
-        let (host, port) = (self.ctx.dial.0.clone(), self.ctx.dial.1);
+        let (host, port) = self.ctx.endpoint.dial.clone();
         let addrs = within("dns", self.timeout, resolve(&host, port))
             .await?
             .map_err(|e| Failure::new("dns", e.to_string(), diagnose::dns(&self.facts)))?;
@@ -287,9 +287,13 @@ impl Walk<'_, '_> {
         tcp: tokio::net::TcpStream,
         addr: SocketAddr,
     ) -> Result<UpstreamStream, Failure> {
-        let stream = within("tls", self.timeout, start_tls(tcp, addr, &self.ctx.tls))
-            .await?
-            .map_err(|e| Failure::new("tls", tls_summary(&e), diagnose::tls(&e, &self.facts)))?;
+        let stream = within(
+            "tls",
+            self.timeout,
+            start_tls(tcp, addr, &self.ctx.endpoint.trust),
+        )
+        .await?
+        .map_err(|e| Failure::new("tls", tls_summary(&e), diagnose::tls(&e, &self.facts)))?;
         let version = stream
             .get_ref()
             .1

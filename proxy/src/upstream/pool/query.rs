@@ -2,10 +2,9 @@
 //! up to its ReadyForQuery.
 
 use bytes::BytesMut;
-use rds_iam_protocol::{decode_data_row, encode_query, BackendMessage};
-use tokio::io::AsyncWriteExt;
+use rds_iam_protocol::{decode_data_row, BackendMessage};
 
-use crate::upstream::{read_backend, UpstreamError, UpstreamStream};
+use crate::upstream::{read_backend, send_query, UpstreamError, UpstreamStream};
 
 /// Why a query on a pooled connection failed; the connection is then closed.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +27,7 @@ pub(crate) async fn run(
     sql: &str,
     params: &mut Vec<(String, String)>,
 ) -> Result<(), QueryError> {
-    send(stream, sql).await?;
+    send_query(stream, sql).await?;
     let mut buf = BytesMut::with_capacity(512);
     let mut failed = None;
     loop {
@@ -66,7 +65,7 @@ pub(crate) async fn reread_params(
         .iter()
         .map(|(name, _)| format!("current_setting({}, true)", literal(name)))
         .collect();
-    send(stream, &format!("SELECT {}", columns.join(", "))).await?;
+    send_query(stream, &format!("SELECT {}", columns.join(", "))).await?;
     let mut buf = BytesMut::with_capacity(1024);
     let mut row = None;
     loop {
@@ -94,15 +93,6 @@ pub(crate) async fn reread_params(
             *value = String::from_utf8_lossy(&now).into_owned();
         }
     }
-    Ok(())
-}
-
-/// Sends `sql` as one simple Query.
-async fn send(stream: &mut UpstreamStream, sql: &str) -> Result<(), QueryError> {
-    let mut out = BytesMut::with_capacity(sql.len() + 6);
-    encode_query(sql, &mut out);
-    stream.write_all(&out).await?;
-    stream.flush().await?;
     Ok(())
 }
 

@@ -6,12 +6,10 @@ use std::sync::Arc;
 
 use rds_iam_config::TopologySettings;
 use tokio::sync::{watch, Notify};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{ClusterState, Pick};
-use crate::targets::{ClusterEndpoint, Endpoint, Role, TargetContext};
-use crate::upstream::UpstreamError;
+use super::state::ClusterState;
+use crate::targets::{ClusterEndpoint, Endpoint, TargetContext};
 
 /// The user and database the monitor logs in as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +46,6 @@ impl Cluster {
             stop: parent.child_token(),
             login: watch::channel(None).0,
         }
-    }
-
-    pub async fn pick(&self, role: Role, deadline: Instant) -> Result<Pick, UpstreamError> {
-        self.shared.pick(role, deadline).await
     }
 
     /// A session could not reach `endpoint`'s instance: recorded, and the monitor looks now.

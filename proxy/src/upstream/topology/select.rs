@@ -17,6 +17,25 @@ pub(crate) struct Node {
     pub claims_writer: bool,
 }
 
+#[cfg(test)]
+impl Node {
+    /// An instance at a made-up address, never dialled: for unit tests.
+    pub fn for_test(id: &str, lag: Duration, claims_writer: bool) -> Node {
+        Node {
+            id: id.into(),
+            endpoint: Arc::new(Endpoint {
+                host: format!("{id}.x.us-east-1.rds.amazonaws.com"),
+                port: 5432,
+                dial: (id.to_owned(), 5432),
+                trust: Arc::new(crate::targets::test_trust()),
+                instance: Some(id.into()),
+            }),
+            lag,
+            claims_writer,
+        }
+    }
+}
+
 /// What the monitor knows of a cluster.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct View {
@@ -79,31 +98,18 @@ pub(crate) fn pick<'v>(view: &'v View, role: Role, load: &Load<'_>) -> Option<&'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::targets::ServerTrust;
 
-    fn node(id: &str, lag_ms: u64, claims_writer: bool, trust: &Arc<ServerTrust>) -> Node {
-        Node {
-            id: id.into(),
-            endpoint: Arc::new(Endpoint {
-                host: format!("{id}.x.us-east-1.rds.amazonaws.com"),
-                port: 5432,
-                dial: (id.to_owned(), 5432),
-                trust: trust.clone(),
-                instance: Some(id.into()),
-            }),
-            lag: Duration::from_millis(lag_ms),
-            claims_writer,
-        }
+    fn node(id: &str, lag_ms: u64, claims_writer: bool) -> Node {
+        Node::for_test(id, Duration::from_millis(lag_ms), claims_writer)
     }
 
     fn view(writer: Option<&str>) -> View {
-        let trust = Arc::new(crate::targets::test_trust());
         View {
             nodes: vec![
-                node("w", 0, true, &trust),
-                node("r1", 5, false, &trust),
-                node("r2", 20_000, false, &trust),
-                node("r3", 10, false, &trust),
+                node("w", 0, true),
+                node("r1", 5, false),
+                node("r2", 20_000, false),
+                node("r3", 10, false),
             ],
             writer: writer.map(Into::into),
         }

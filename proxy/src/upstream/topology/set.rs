@@ -29,7 +29,7 @@ pub(crate) struct Follow {
 impl Follow {
     /// Where a session goes.
     pub async fn pick(&self, deadline: Instant) -> Result<Pick, UpstreamError> {
-        self.cluster.pick(self.role, deadline).await
+        self.cluster.shared.pick(self.role, deadline).await
     }
 
     /// A session of `user` (with `startup`) authenticated: the monitor may log in as it,
@@ -69,7 +69,7 @@ impl TopologySet {
                     c.cluster.clone(),
                     c.domain.clone(),
                     target.port,
-                    target.tls.ca_pem.clone(),
+                    target.endpoint.trust.ca_pem.clone(),
                 );
                 groups.entry(key).or_default().push(target.clone());
             }

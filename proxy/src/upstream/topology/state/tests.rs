@@ -4,31 +4,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::targets::{test_trust, ServerTrust};
 use crate::upstream::topology::select::Node;
 
-fn endpoint(id: &str, trust: &Arc<ServerTrust>) -> Arc<Endpoint> {
-    Arc::new(Endpoint {
-        host: format!("{id}.x.us-east-1.rds.amazonaws.com"),
-        port: 5432,
-        dial: (id.to_owned(), 5432),
-        trust: trust.clone(),
-        instance: Some(id.into()),
-    })
+fn endpoint(id: &str) -> Arc<Endpoint> {
+    Node::for_test(id, Duration::ZERO, false).endpoint
 }
 
-/// A view of `ids` with `writer` confirmed (and claiming the writer's row).
+/// A view of `ids`, none lagging, with `writer` confirmed.
 fn view(ids: &[&str], writer: Option<&str>) -> View {
-    let trust = Arc::new(test_trust());
     View {
         nodes: ids
             .iter()
-            .map(|id| Node {
-                id: (*id).into(),
-                endpoint: endpoint(id, &trust),
-                lag: Duration::ZERO,
-                claims_writer: false,
-            })
+            .map(|id| Node::for_test(id, Duration::ZERO, false))
             .collect(),
         writer: writer.map(Into::into),
     }
@@ -77,8 +64,7 @@ async fn until_read_and_in_fallback_sessions_dial_the_endpoint() {
 async fn writer_sessions_wait_through_a_failover_and_go_to_the_new_writer() {
     let (s, metrics) = state();
     s.publish(view(&["w", "r1", "r2"], Some("w")));
-    let trust = Arc::new(test_trust());
-    s.unreachable(&endpoint("w", &trust));
+    s.unreachable(&endpoint("w"));
     let waiting = tokio::spawn({
         let s = s.clone();
         async move { s.pick(Role::Writer, soon()).await }
@@ -126,13 +112,8 @@ async fn a_session_waits_no_longer_than_its_deadline() {
 async fn writer_sessions_on_the_old_writer_are_superseded_and_reader_sessions_are_not() {
     let (s, _) = state();
     s.publish(view(&["w", "r"], Some("w")));
-    let trust = Arc::new(test_trust());
-    let mut on_writer = s
-        .opened(Role::Writer, &endpoint("w", &trust), "orders")
-        .unwrap();
-    let mut on_reader = s
-        .opened(Role::Reader, &endpoint("r", &trust), "orders-2")
-        .unwrap();
+    let mut on_writer = s.opened(Role::Writer, &endpoint("w"), "orders").unwrap();
+    let mut on_reader = s.opened(Role::Reader, &endpoint("r"), "orders-2").unwrap();
     // The same writer confirmed again, or no writer for a while: nothing to close.
     s.publish(view(&["w", "r"], Some("w")));
     s.searching(false);
@@ -150,9 +131,8 @@ async fn writer_sessions_on_the_old_writer_are_superseded_and_reader_sessions_ar
 async fn reader_sessions_go_to_the_least_loaded_reader_and_counts_follow_the_guards() {
     let (s, _) = state();
     s.publish(view(&["w", "r1", "r2"], Some("w")));
-    let trust = Arc::new(test_trust());
-    let a = s.opened(Role::Reader, &endpoint("r1", &trust), "orders-2");
-    let b = s.opened(Role::Reader, &endpoint("r1", &trust), "orders-2");
+    let a = s.opened(Role::Reader, &endpoint("r1"), "orders-2");
+    let b = s.opened(Role::Reader, &endpoint("r1"), "orders-2");
     for _ in 0..3 {
         assert_eq!(instance(s.pick(Role::Reader, soon()).await.unwrap()), "r2");
     }
