@@ -109,7 +109,7 @@ impl Collector for SignerWatch {
             let soonest = status_of(&t.signer).and_then(|st| {
                 st.tokens
                     .iter()
-                    .filter(|k| k.host == t.host && k.port == t.port && k.region == t.region)
+                    .filter(|k| t.signs_for(&k.host, k.port) && k.region == t.region)
                     .map(|k| k.expires_at)
                     .min()
             });

@@ -58,6 +58,13 @@ impl ClusterEndpoint {
         })
     }
 
+    /// Whether `host` is one of this cluster's instance endpoints.
+    pub fn names_instance(&self, host: &str) -> bool {
+        host.strip_suffix(self.domain.as_str())
+            .and_then(|h| h.strip_suffix('.'))
+            .is_some_and(|id| !id.is_empty() && !id.contains('.'))
+    }
+
     /// The endpoint of the instance `server_id` (as `aurora_replica_status()` names it).
     pub fn instance_host(&self, server_id: &str) -> String {
         format!("{}.{}", server_id.to_ascii_lowercase(), self.domain)
@@ -81,6 +88,14 @@ mod tests {
             w.instance_host("Orders-Instance-2"),
             "orders-instance-2.cabc123xyz.us-east-1.rds.amazonaws.com"
         );
+        assert!(w.names_instance(&w.instance_host("orders-instance-2")));
+        for other in [
+            "orders.cluster-cabc123xyz.us-east-1.rds.amazonaws.com",
+            "a.b.cabc123xyz.us-east-1.rds.amazonaws.com",
+            "x.other.us-east-1.rds.amazonaws.com",
+        ] {
+            assert!(!w.names_instance(other), "{other}");
+        }
         let cn = ClusterEndpoint::parse("a.cluster-x.cn-north-1.rds.amazonaws.com.cn").unwrap();
         assert_eq!(cn.instance_host("i"), "i.x.cn-north-1.rds.amazonaws.com.cn");
     }

@@ -70,6 +70,17 @@ impl TargetContext {
         }
     }
 
+    /// Whether tokens for `host:port` are this target's: its endpoint's, or, when it follows
+    /// a cluster, those of the cluster's instance endpoints.
+    pub fn signs_for(&self, host: &str, port: u16) -> bool {
+        port == self.port
+            && (host == self.host
+                || self
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| c.names_instance(host)))
+    }
+
     /// The endpoint of the cluster's instance `server_id`: its own name for the token and
     /// the certificate, dialled where `resolve` says.
     pub fn instance_endpoint(&self, cluster: &ClusterEndpoint, server_id: &str) -> Endpoint {
